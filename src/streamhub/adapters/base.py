@@ -1,0 +1,67 @@
+"""The one interface between the engine and a storage backend.
+
+Contract every adapter keeps (the shared suite in ``tests/adapters`` checks it against each one):
+
+* ``set``/``update``/``delete`` return a ``Change`` carrying the exact old value, taken atomically with the
+  write: two concurrent writers to one item never both see the same old value.
+* ``update`` applies all ops or none (``UpdateOpError`` leaves the item untouched and emits nothing).
+* A returned write is acknowledged: with a durable backend it survives a crash of the process.
+* Each write's event (``Change.event``) and each ``send`` event reach the listener given to ``start`` exactly
+  once per engine that watches the group, in the order the writes were applied to that group.
+  Embedded adapters deliver every event; distributed ones only events of groups passed to ``watch``.
+* ``list`` returns values in first-creation order where the backend keeps one.
+* Names are stored literally: any printable character, ``:`` and ``*`` included, never breaks the layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from streamhub.core.model import Change, ItemRef, StreamEvent
+from streamhub.core.update_ops import UpdateOp
+
+__all__ = ["EventListener", "StreamAdapter"]
+
+EventListener = Callable[[StreamEvent], None]
+"""Called synchronously with each event, in commit order; must not block."""
+
+
+class StreamAdapter(Protocol):
+    """Storage plus event bus for stream items."""
+
+    async def start(self, listener: EventListener) -> None:
+        """Open the backend and begin delivering events to ``listener``."""
+
+    async def close(self) -> None:
+        """Flush what is acknowledged and release every resource."""
+
+    async def get(self, ref: ItemRef) -> tuple[bool, Any]:
+        """Return ``(exists, value)``; a stored JSON null is ``(True, None)``."""
+
+    async def set(self, ref: ItemRef, value: Any) -> Change:
+        """Store ``value``; the event is ``create`` if the item was missing, else ``update``."""
+
+    async def delete(self, ref: ItemRef) -> Change:
+        """Remove the item; deleting a missing item succeeds with ``event=None``."""
+
+    async def update(self, ref: ItemRef, ops: Sequence[UpdateOp]) -> Change:
+        """Apply ``ops`` atomically (missing item starts as ``{}``). Raises ``UpdateOpError``."""
+
+    async def list(self, stream: str, group: str) -> list[Any]:
+        """Return the values of every item of the group (``[]`` for an unknown group)."""
+
+    async def list_groups(self, stream: str) -> list[str]:
+        """Return the ids of the groups of ``stream`` that hold at least one item."""
+
+    async def list_all(self) -> dict[str, list[str]]:
+        """Return every stream name mapped to its sorted group ids."""
+
+    async def send(self, event: StreamEvent) -> None:
+        """Deliver a custom event to the group's subscribers without storing anything."""
+
+    async def watch(self, stream: str, group: str) -> None:
+        """Start delivering events of this group to this engine (a no-op for embedded adapters)."""
+
+    async def unwatch(self, stream: str, group: str) -> None:
+        """Stop delivering events of this group once no local subscriber needs them."""
