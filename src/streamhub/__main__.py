@@ -1,0 +1,5 @@
+"""``python -m streamhub``."""
+
+from streamhub.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""``streamhub serve [-c FILE]``: load the config, run the engine until SIGINT/SIGTERM.
+
+Exit codes: 0 after a clean stop, 2 for an unusable config (one line on stderr naming the key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from streamhub import __version__
+from streamhub.config import EngineConfig, default_config, load_config
+from streamhub.errors import ConfigError
+
+__all__ = ["main"]
+
+log = logging.getLogger("streamhub")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``streamhub`` command."""
+    parser = argparse.ArgumentParser(prog="streamhub", description="streamhub real-time data streams engine")
+    parser.add_argument("--version", action="version", version=f"streamhub {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the engine")
+    serve.add_argument("-c", "--config", help="config.yaml (default: embedded store under ./data)")
+    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config) if args.config else default_config()
+        _run(config)
+    except ConfigError as exc:
+        print(f"streamhub: config error: {exc.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run(config: EngineConfig) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(_serve(config))
+    except ImportError:
+        asyncio.run(_serve(config))
+
+
+async def _serve(config: EngineConfig) -> None:
+    from streamhub.transport.server import Server
+
+    server = Server(config)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    streams = f"ws://{config.stream.host}:{server.stream_port}" if config.stream else "(no stream module)"
+    print(f"streamhub ready: streams {streams}, workers ws://{config.host}:{server.worker_port}", flush=True)
+    await stop.wait()
+    log.info("shutting down")
+    await server.close()

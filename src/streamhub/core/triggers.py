@@ -1,0 +1,120 @@
+"""Trigger registrations and which of them an event or a subscription matches. Pure: no I/O.
+
+Trigger types answer in both spellings (decision 7): ``stream:join``/``stream_join``,
+``stream:leave``/``stream_leave``. Join/leave triggers honour ``stream_name``/``group_id`` in their config
+(decision 9); the reference ignores it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from streamhub.core.model import StreamEvent
+from streamhub.errors import InvalidRequest
+
+__all__ = ["HTTP", "JOIN", "LEAVE", "STREAM", "Trigger", "TriggerIndex", "canonical_type"]
+
+STREAM: Final = "stream"
+JOIN: Final = "stream:join"
+LEAVE: Final = "stream:leave"
+HTTP: Final = "http"
+
+_ALIASES = {"stream_join": JOIN, "stream_leave": LEAVE}
+BUILTIN_TYPES: Final = frozenset({STREAM, JOIN, LEAVE, HTTP})
+
+
+def canonical_type(trigger_type: str) -> str:
+    """Map a documented alias to the reference id (``stream_join`` -> ``stream:join``)."""
+    return _ALIASES.get(trigger_type, trigger_type)
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A registered trigger: when its filter matches, ``function_id`` is invoked."""
+
+    id: str
+    type: str
+    function_id: str
+    owner: Hashable
+    stream_name: str | None = None
+    group_id: str | None = None
+    item_id: str | None = None
+    condition_function_id: str | None = None
+    config: Any = None
+
+    def matches(self, stream: str, group: str, item: str | None) -> bool:
+        """True if this trigger's stream/group/item filter admits the address (empty filters admit all)."""
+        if self.stream_name and self.stream_name != stream:
+            return False
+        if self.group_id and self.group_id != group:
+            return False
+        return not self.item_id or self.item_id == item
+
+
+class TriggerIndex:
+    """Triggers of the builtin types, looked up by event or subscription."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Trigger] = {}
+
+    def add(self, trigger_id: str, trigger_type: str, function_id: str, config: Any, owner: Hashable) -> Trigger:
+        """Validate and store a trigger (replacing one with the same id).
+
+        Raises:
+            InvalidRequest: the config is missing a required field or has a field of the wrong type.
+        """
+        kind = canonical_type(trigger_type)
+        if config is None:
+            config = {}
+        if not isinstance(config, dict):
+            raise InvalidRequest(f"trigger {trigger_id}: config must be an object")
+        trigger = Trigger(
+            id=trigger_id,
+            type=kind,
+            function_id=function_id,
+            owner=owner,
+            stream_name=_optional_str(config, "stream_name", trigger_id, required=kind == STREAM),
+            group_id=_optional_str(config, "group_id", trigger_id),
+            item_id=_optional_str(config, "item_id", trigger_id),
+            condition_function_id=_optional_str(config, "condition_function_id", trigger_id),
+            config=config,
+        )
+        self._by_id[trigger_id] = trigger
+        return trigger
+
+    def remove(self, trigger_id: str) -> Trigger | None:
+        """Forget a trigger; returns it if it existed."""
+        return self._by_id.pop(trigger_id, None)
+
+    def drop_owner(self, owner: Hashable) -> list[Trigger]:
+        """Forget every trigger registered by ``owner`` (a disconnected worker)."""
+        gone = [t for t in self._by_id.values() if t.owner == owner]
+        for trigger in gone:
+            del self._by_id[trigger.id]
+        return gone
+
+    def of_type(self, kind: str) -> list[Trigger]:
+        """Every trigger of one type."""
+        return [t for t in self._by_id.values() if t.type == kind]
+
+    def for_event(self, event: StreamEvent) -> list[Trigger]:
+        """``stream`` triggers that match ``event``."""
+        return [t for t in self._by_id.values()
+                if t.type == STREAM and t.matches(event.stream, event.group, event.item)]
+
+    def for_subscription(self, kind: str, stream: str, group: str) -> list[Trigger]:
+        """Join or leave triggers that match a subscription to ``stream/group``."""
+        return [t for t in self._by_id.values() if t.type == kind and t.matches(stream, group, None)]
+
+
+def _optional_str(config: dict[str, Any], key: str, trigger_id: str, *, required: bool = False) -> str | None:
+    value = config.get(key)
+    if value is None:
+        if required:
+            raise InvalidRequest(f"trigger {trigger_id}: config.{key} is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"trigger {trigger_id}: config.{key} must be a string")
+    return value

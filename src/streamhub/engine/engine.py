@@ -1,0 +1,83 @@
+"""The engine: owns the adapter, the registries and the hub, and runs the write -> route -> triggers path.
+
+Transports sit outside: they turn sockets into calls of ``Engine.call``, ``Engine.clients`` and
+``Engine.workers``. Use it as ``async with Engine(adapter) as engine: ...``.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any
+
+from streamhub.adapters.base import StreamAdapter
+from streamhub.core.triggers import TriggerIndex
+from streamhub.engine.client_sessions import ClientSessions
+from streamhub.engine.functions import FunctionRegistry
+from streamhub.engine.hub import Hub
+from streamhub.engine.invocations import Invocations
+from streamhub.engine.stream_functions import StreamFunctions
+from streamhub.engine.trigger_runner import TriggerRunner
+from streamhub.engine.workers import WorkerSessions
+
+__all__ = ["Engine"]
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """One streamhub node.
+
+    Args:
+        adapter: storage and event bus.
+        invocation_timeout: seconds a worker function may take before the caller gets ``InvocationTimeout``.
+        join_timeout: seconds a join/leave trigger may take.
+    """
+
+    def __init__(self, adapter: StreamAdapter, *, invocation_timeout: float = 30.0,
+                 join_timeout: float = 10.0) -> None:
+        self.adapter = adapter
+        self.invocation_timeout = invocation_timeout
+        self.hub = Hub()
+        self.functions = FunctionRegistry()
+        self.triggers = TriggerIndex()
+        self.invocations = Invocations()
+        self.runner = TriggerRunner(self.call, self.triggers, timeout=invocation_timeout)
+        self.clients = ClientSessions(self.hub, adapter, self.triggers, self.call, join_timeout)
+        self.workers = WorkerSessions(self)
+        for function_id, handler in StreamFunctions(adapter, self.runner.submit).builtins().items():
+            self.functions.add_builtin(function_id, handler)
+
+    async def start(self) -> None:
+        """Open the adapter and start delivering events and running triggers."""
+        await self.adapter.start(self.hub.dispatch)
+        self.runner.start()
+
+    async def close(self) -> None:
+        """Finish queued trigger work, then close the adapter (flushing acknowledged writes)."""
+        await self.runner.close()
+        await self.adapter.close()
+        log.info("engine stopped: %d frames delivered, %d trigger failures",
+                 self.hub.delivered, self.runner.failures)
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def call(self, function_id: str, data: Any, timeout: float | None = None) -> Any:
+        """Invoke a function by id, wherever it lives.
+
+        Returns:
+            The result, or ``NO_RESULT`` when the function answered without one.
+
+        Raises:
+            FunctionNotFound, InvalidRequest, InvocationError, AdapterError: with a wire ``code``.
+        """
+        target = self.functions.resolve(function_id)
+        if callable(target):
+            return await target(data)
+        return await self.invocations.invoke(target, function_id, data, timeout or self.invocation_timeout)

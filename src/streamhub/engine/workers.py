@@ -1,0 +1,162 @@
+"""What the engine does with each message a worker sends (registrations, calls, results).
+
+One handler per message type, dispatched by message class. Calls run as tasks so a slow function never stalls
+the worker's read loop; results go back as ``invocationresult``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from streamhub.core.triggers import BUILTIN_TYPES, canonical_type
+from streamhub.engine.functions import NO_RESULT, WorkerLink
+from streamhub.errors import StreamhubError
+from streamhub.protocol.worker_messages import (
+    UNSET,
+    InvocationResult,
+    InvokeFunction,
+    Ping,
+    Pong,
+    RegisterFunction,
+    RegisterTrigger,
+    RegisterTriggerType,
+    TriggerRegistrationResult,
+    UnregisterFunction,
+    UnregisterTrigger,
+    UnregisterTriggerType,
+    WorkerMessage,
+)
+
+if TYPE_CHECKING:
+    from streamhub.engine.engine import Engine
+
+__all__ = ["WorkerSessions"]
+
+log = logging.getLogger(__name__)
+
+
+class WorkerSessions:
+    """Applies worker messages to the engine and cleans up after a worker leaves."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        # Trigger types defined by workers: registrations of these are forwarded to the owner.
+        self._custom_types: dict[str, WorkerLink] = {}
+        self._calls: set[asyncio.Task[None]] = set()
+        self._handlers: dict[type[Any], Callable[[WorkerLink, Any], None]] = {
+            RegisterFunction: self._register_function,
+            UnregisterFunction: self._unregister_function,
+            RegisterTrigger: self._register_trigger,
+            UnregisterTrigger: self._unregister_trigger,
+            RegisterTriggerType: self._register_trigger_type,
+            UnregisterTriggerType: self._unregister_trigger_type,
+            InvokeFunction: self._invoke,
+            InvocationResult: self._result,
+            Ping: self._ping,
+        }
+
+    def handle(self, worker: WorkerLink, message: WorkerMessage) -> None:
+        """Apply one message; messages with no effect here (pong, reattach, services) are ignored."""
+        handler = self._handlers.get(type(message))
+        if handler is not None:
+            handler(worker, message)
+
+    def disconnected(self, worker: WorkerLink) -> None:
+        """Forget a worker's functions, triggers and trigger types; fail its calls in flight."""
+        engine = self._engine
+        functions = engine.functions.drop_worker(worker)
+        triggers = engine.triggers.drop_owner(worker.worker_id)
+        for kind in [k for k, owner in self._custom_types.items() if owner is worker]:
+            del self._custom_types[kind]
+        stopped = engine.invocations.stop_worker(worker)
+        log.info("worker %s left: %d functions, %d triggers removed, %d calls stopped",
+                 worker.worker_id, len(functions), len(triggers), stopped)
+
+    # Handlers
+
+    def _register_function(self, worker: WorkerLink, message: RegisterFunction) -> None:
+        self._engine.functions.add_remote(message.id, worker)
+
+    def _unregister_function(self, worker: WorkerLink, message: UnregisterFunction) -> None:
+        self._engine.functions.remove_remote(message.id, worker)
+
+    def _register_trigger(self, worker: WorkerLink, message: RegisterTrigger) -> None:
+        kind = canonical_type(message.trigger_type)
+        owner = self._custom_types.get(message.trigger_type)
+        if owner is not None:
+            owner.send(message)
+            return
+        if kind not in BUILTIN_TYPES:
+            self._reject(worker, message, f"Trigger type {message.trigger_type} not found")
+            return
+        try:
+            self._engine.triggers.add(message.id, kind, message.function_id, message.config, worker.worker_id)
+        except StreamhubError as exc:
+            self._reject(worker, message, exc.message)
+
+    def _unregister_trigger(self, worker: WorkerLink, message: UnregisterTrigger) -> None:
+        owner = self._custom_types.get(message.trigger_type or "")
+        if owner is not None:
+            owner.send(message)
+        else:
+            self._engine.triggers.remove(message.id)
+
+    def _register_trigger_type(self, worker: WorkerLink, message: RegisterTriggerType) -> None:
+        self._custom_types[message.id] = worker
+
+    def _unregister_trigger_type(self, worker: WorkerLink, message: UnregisterTriggerType) -> None:
+        if self._custom_types.get(message.id) is worker:
+            del self._custom_types[message.id]
+
+    def _invoke(self, worker: WorkerLink, message: InvokeFunction) -> None:
+        task = asyncio.create_task(self._run_call(worker, message))
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
+    def _result(self, worker: WorkerLink, message: InvocationResult) -> None:
+        self._engine.invocations.notify(worker, message)
+
+    def _ping(self, worker: WorkerLink, message: Ping) -> None:
+        worker.send(Pong())
+
+    # Private
+
+    async def _run_call(self, worker: WorkerLink, message: InvokeFunction) -> None:
+        data = message.data
+        if isinstance(data, dict) and not self._engine.functions.is_builtin(message.function_id):
+            data = {**data, "_caller_worker_id": worker.worker_id}
+        wants_answer = message.invocation_id is not None and not _is_void(message.action)
+        try:
+            result = await self._engine.call(message.function_id, data)
+        except StreamhubError as exc:
+            if wants_answer:
+                worker.send(_answer(message, error=exc.to_wire()))
+            else:
+                log.warning("fire-and-forget call of %s failed: %s", message.function_id, exc.message)
+            return
+        except Exception:
+            log.exception("call of %s failed", message.function_id)
+            if wants_answer:
+                worker.send(_answer(message, error={"code": "invocation_error", "message": "internal error"}))
+            return
+        if wants_answer:
+            worker.send(_answer(message, result=UNSET if result is NO_RESULT else result))
+
+    def _reject(self, worker: WorkerLink, message: RegisterTrigger, reason: str) -> None:
+        log.warning("trigger %s (%s) rejected: %s", message.id, message.trigger_type, reason)
+        worker.send(TriggerRegistrationResult(
+            id=message.id, trigger_type=message.trigger_type, function_id=message.function_id,
+            error={"code": "trigger_registration_failed", "message": reason}))
+
+
+def _answer(message: InvokeFunction, *, result: Any = UNSET, error: Any = None) -> InvocationResult:
+    assert message.invocation_id is not None
+    return InvocationResult(invocation_id=message.invocation_id, function_id=message.function_id,
+                            result=result, error=error)
+
+
+def _is_void(action: Any) -> bool:
+    return isinstance(action, dict) and action.get("type") == "void"

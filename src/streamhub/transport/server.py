@@ -1,0 +1,112 @@
+"""Binds the engine's ports: the worker port always, the stream port when the stream module is configured.
+
+A port that cannot be bound stops start-up with a ``ConfigError`` naming the config key, so the CLI can print
+one clear line.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+from aiohttp import web
+
+from streamhub.adapters import build_adapter
+from streamhub.adapters.base import StreamAdapter
+from streamhub.config import EngineConfig
+from streamhub.engine.engine import Engine
+from streamhub.errors import ConfigError
+from streamhub.transport.client_ws import ClientEndpoint, ClientEndpointSettings
+from streamhub.transport.worker_ws import WorkerEndpoint
+
+__all__ = ["Server"]
+
+log = logging.getLogger(__name__)
+
+
+class Server:
+    """An engine plus its listening sockets.
+
+    Args:
+        config: the validated configuration.
+        adapter: overrides the adapter the config names (tests use this).
+    """
+
+    def __init__(self, config: EngineConfig, adapter: StreamAdapter | None = None) -> None:
+        self.config = config
+        stream = config.stream
+        if adapter is None:
+            adapter = build_adapter(stream.adapter) if stream is not None else _memory()
+        self.engine = Engine(
+            adapter,
+            invocation_timeout=config.invocation_timeout_ms / 1000,
+            join_timeout=(stream.join_timeout_ms / 1000) if stream else 10.0,
+        )
+        self.workers = WorkerEndpoint(self.engine)
+        self.clients: ClientEndpoint | None = None
+        if stream is not None:
+            self.clients = ClientEndpoint(self.engine, ClientEndpointSettings(
+                auth_function=stream.auth_function,
+                auth_timeout=stream.auth_timeout_ms / 1000,
+                max_message_size=stream.max_message_size,
+                max_pending_bytes=stream.max_pending_bytes,
+            ))
+        self._runners: list[web.AppRunner] = []
+        self.worker_port = 0  # actual bound ports (differ from the config when it asks for port 0)
+        self.stream_port = 0
+
+    async def start(self) -> None:
+        """Start the engine and bind every port; raises ``ConfigError`` if a port is taken."""
+        await self.engine.start()
+        try:
+            self.worker_port = await self._bind(self.workers.routes(), self.config.host, self.config.port, "port")
+            stream = self.config.stream
+            if stream is not None and self.clients is not None:
+                self.stream_port = await self._bind(self.clients.routes(), stream.host, stream.port,
+                                                    "modules[StreamModule].config.port")
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close sockets (clients see 1001), then the engine (flushing the store)."""
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        await self.engine.close()
+
+    async def _bind(self, routes: list[web.RouteDef], host: str, port: int, key: str) -> int:
+        app = web.Application()
+        app.add_routes(routes)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        await runner.setup()
+        self._runners.append(runner)
+        sock = _listen(host, port, key)
+        site = web.SockSite(runner, sock)
+        await site.start()
+        bound: int = sock.getsockname()[1]
+        return bound
+
+
+def _listen(host: str, port: int, key: str) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"{key}: cannot resolve host {host!r}: {exc.strerror}") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"{key}: cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _memory() -> StreamAdapter:
+    from streamhub.adapters.memory import MemoryAdapter
+
+    return MemoryAdapter()

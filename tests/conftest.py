@@ -1,0 +1,35 @@
+"""Shared fixtures: an engine serving real sockets on free ports, inside the test's event loop."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from streamhub.config import AdapterConfig, EngineConfig, StreamModuleConfig
+from streamhub.transport.server import Server
+
+
+def make_config(**stream: object) -> EngineConfig:
+    """An in-memory engine config on ephemeral ports; ``stream`` overrides stream module fields."""
+    module = replace(StreamModuleConfig(port=0, adapter=AdapterConfig()), **stream)  # type: ignore[arg-type]
+    return EngineConfig(port=0, stream=module, invocation_timeout_ms=5000)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    srv = Server(make_config())
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.close()
+
+
+def worker_url(srv: Server) -> str:
+    return f"ws://127.0.0.1:{srv.worker_port}/"
+
+
+def stream_url(srv: Server) -> str:
+    return f"ws://127.0.0.1:{srv.stream_port}/"
