@@ -1,0 +1,432 @@
+"""Load and validate ``config.yaml`` (the iii engine's [A] format, see protocol.md §8.1).
+
+A bad config must stop start-up with one line that names the key and the problem, because a server that
+starts with a typo'd key silently ignored (a stream port nobody listens on, auth that never runs) is worse
+than one that refuses to start. Everything here therefore raises :class:`~streamhub.errors.ConfigError`
+and returns frozen dataclasses the engine can trust without checking again.
+
+Where streamhub is stricter than the reference: unknown keys in module and adapter configs, an unknown
+``store_method``, a module class streamhub does not run, a ``${VAR}`` whose variable is unset, and
+duplicate YAML keys are all errors instead of being ignored, defaulted or panicking.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, NoReturn, cast
+
+import yaml
+
+from streamhub.errors import ConfigError
+
+__all__ = [
+    "KV_STORE",
+    "REDIS_ADAPTER",
+    "REST_API_MODULE",
+    "STREAM_MODULE",
+    "AdapterConfig",
+    "EngineConfig",
+    "RestApiConfig",
+    "StoreMethod",
+    "StreamModuleConfig",
+    "default_config",
+    "expand_env",
+    "load_config",
+]
+
+STREAM_MODULE = "modules::stream::StreamModule"
+REST_API_MODULE = "modules::api::RestApiModule"
+KV_STORE = "modules::stream::adapters::KvStore"
+REDIS_ADAPTER = "modules::stream::adapters::RedisAdapter"
+
+# Reference classes a user may copy from an iii config; streamhub names them so the error says
+# "not supported" (the module will not run) rather than "unknown" (a typo).
+_UNSUPPORTED_MODULES = frozenset(
+    f"modules::{name}"
+    for name in """state::StateModule queue::QueueModule pubsub::PubSubModule cron::CronModule
+    kv_server::KvServer observability::OtelModule shell::ExecModule worker::WorkerModule
+    telemetry::TelemetryModule bridge_client::BridgeClientModule
+    http_functions::HttpFunctionsModule""".split()
+)
+_UNSUPPORTED_ADAPTERS = frozenset({"modules::stream::adapters::Bridge"})
+
+StoreMethod = Literal["in_memory", "file_based"]
+_STORE_METHODS: tuple[StoreMethod, ...] = ("in_memory", "file_based")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    """The stream store. Fields that do not belong to ``class_name`` keep their defaults and are unused.
+
+    ``store_method``/``file_path`` apply to :data:`KV_STORE` (``file_path`` is a directory);
+    ``redis_url``/``key_prefix`` apply to :data:`REDIS_ADAPTER`.
+    """
+
+    class_name: str = KV_STORE
+    store_method: StoreMethod = "in_memory"
+    file_path: str = "./data"
+    redis_url: str = "redis://localhost:6379"
+    key_prefix: str = "streamhub:"
+
+    @property
+    def is_redis(self) -> bool:
+        """True when the store is Redis (the only other choice is the embedded KvStore)."""
+        return self.class_name == REDIS_ADAPTER
+
+
+@dataclass(frozen=True)
+class StreamModuleConfig:
+    """``modules::stream::StreamModule``: the client WebSocket port and its store.
+
+    The limits exist so one client cannot exhaust the server: frames above ``max_message_size`` bytes close
+    the socket with 1009, and a client whose unsent output passes ``max_pending_bytes`` is disconnected.
+    """
+
+    port: int = 3112
+    host: str = "127.0.0.1"
+    auth_function: str | None = None
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    max_message_size: int = _MIB
+    max_pending_bytes: int = 4 * _MIB
+    join_timeout_ms: int = 10_000
+    auth_timeout_ms: int = 10_000
+
+
+@dataclass(frozen=True)
+class RestApiConfig:
+    """``modules::api::RestApiModule``: HTTP triggers; loopback by default (the reference binds 0.0.0.0)."""
+
+    port: int = 3111
+    host: str = "127.0.0.1"
+    default_timeout_ms: int = 30_000
+    cors_allowed_origins: tuple[str, ...] = ()
+    cors_allowed_methods: tuple[str, ...] = ()
+    concurrency_request_limit: int = 1024
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The whole engine. ``stream``/``rest_api`` are None when the file does not list that module."""
+
+    port: int = 49134
+    host: str = "127.0.0.1"
+    stream: StreamModuleConfig | None = None
+    rest_api: RestApiConfig | None = None
+    invocation_timeout_ms: int = 30_000
+
+
+def default_config() -> EngineConfig:
+    """The configuration used when no file is given: a durable embedded store, everything on loopback."""
+    return EngineConfig(stream=StreamModuleConfig(adapter=AdapterConfig(store_method="file_based")))
+
+
+_ENV_PATTERN = re.compile(r"\$\{([^}:]+)(?::([^}]*))?\}")
+
+
+def expand_env(text: str, environ: Mapping[str, str]) -> str:
+    """Replace ``${VAR}`` and ``${VAR:default}`` in the raw text, as the reference does before parsing YAML.
+
+    It is textual (comments included, no quoting of the substituted value, no nesting, ``$VAR`` untouched)
+    so that a config behaves the same under streamhub and iii. A variable that is set, even to "", wins over
+    the default. An unset ``${VAR}`` without default raises ConfigError naming it and its line (iii panics).
+    """
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        line = text.count("\n", 0, match.start()) + 1
+        raise ConfigError(
+            f"line {line}: environment variable {name} is not set and ${{{name}}} has no default "
+            f"(set it, or write ${{{name}:default}})"
+        )
+
+    return _ENV_PATTERN.sub(substitute, text)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys; PyYAML keeps the last one silently (a second ``modules:`` would
+    drop the first list without a word)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+            continue  # merge keys may legitimately override; complex keys are PyYAML's to reject
+        key = loader.construct_object(key_node)
+        if key in seen:
+            problem = f"found duplicate key {key!r}"
+            raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _parse_yaml(text: str, source: str) -> object:
+    """Parse YAML, turning PyYAML's multi-line errors into ``<source>: line N: <problem>``."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = ", ".join(part for part in (exc.context, exc.problem) if part)
+        raise ConfigError(f"{source}: {where}{problem or 'invalid YAML'}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {str(exc).splitlines()[0]}") from None
+
+
+def _show(value: object) -> str:
+    """Render a config value for an error message the way the user wrote it in YAML."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+class _Section:
+    """One YAML mapping being read, plus its key path (``modules[0].config``) for error messages.
+
+    A key that is absent or null takes its default, so ``${VAR:}`` can mean "use the default".
+    """
+
+    def __init__(self, data: object, path: str) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{path or 'config'}: expected a mapping, got {_show(data)}")
+        self.data: Mapping[object, object] = data
+        self.path = path
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def fail(self, name: str, problem: str) -> NoReturn:
+        raise ConfigError(f"{self.key(name)}: {problem}")
+
+    def get(self, name: str) -> object:
+        return self.data.get(name)
+
+    def reject_unknown(self, accepted: Iterable[str]) -> None:
+        """Fail on the first key not in ``accepted``: a typo must not fall back to a default silently."""
+        allowed = sorted(accepted)
+        for raw in self.data:
+            name = str(raw)
+            if name not in allowed:
+                close = difflib.get_close_matches(name, allowed, n=1)
+                hint = f'; did you mean "{close[0]}"?' if close else ""
+                self.fail(name, f"unknown key{hint} (accepted: {', '.join(allowed)})")
+
+    def integer(self, name: str, default: int, low: int = 1, high: int | None = None) -> int:
+        """An int in ``[low, high]``; a string of digits counts (quoted values after env expansion)."""
+        value = self.get(name)
+        if value is None:
+            return default
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip()):
+            number = int(value.strip())
+        if number is None or number < low or (high is not None and number > high):
+            wanted = f"from {low} to {high}" if high is not None else f">= {low}"
+            self.fail(name, f"expected an integer {wanted}, got {_show(value)}")
+        return number
+
+    def port(self, name: str, default: int) -> int:
+        return self.integer(name, default, 1, 65535)
+
+    def text(self, name: str, default: str) -> str:
+        """A non-empty string (hosts, paths, URLs)."""
+        value = self.get(name)
+        if value is None:
+            return default
+        if not isinstance(value, str) or not value.strip():
+            self.fail(name, f"expected a non-empty string, got {_show(value)}")
+        return value
+
+    def optional_text(self, name: str) -> str | None:
+        """A string or nothing; "" also means nothing so ``${AUTH_FUNCTION:}`` can turn a feature off."""
+        value = self.get(name)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            self.fail(name, f"expected a string, got {_show(value)}")
+        return value
+
+    def choice(self, name: str, default: str, choices: Iterable[str]) -> str:
+        value = self.get(name)
+        if value is None:
+            return default
+        options = list(choices)
+        if value not in options:
+            self.fail(name, f"expected one of {', '.join(options)}, got {_show(value)}")
+        return value
+
+    def text_list(self, name: str) -> tuple[str, ...]:
+        value = self.get(name)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self.fail(name, f"expected a list of strings, got {_show(value)}")
+        return tuple(value)
+
+    def section(self, name: str) -> _Section:
+        value = self.get(name)
+        if value is not None and not isinstance(value, Mapping):
+            self.fail(name, f"expected a mapping, got {_show(value)}")
+        return _Section(value, self.key(name))
+
+
+def _class_of(entry: _Section, available: tuple[str, ...], unsupported: frozenset[str], what: str) -> str:
+    """Read ``class``, telling apart a typo (unknown) from a real iii class streamhub does not run."""
+    names = ", ".join(available)
+    value = entry.get("class")
+    if value is None:
+        entry.fail("class", f"missing (available: {names})")
+    if not isinstance(value, str):
+        entry.fail("class", f"expected a string, got {_show(value)}")
+    if value in unsupported:
+        entry.fail("class", f"{value} is not supported by streamhub; remove it (streamhub provides: {names})")
+    if value not in available:
+        entry.fail("class", f"unknown {what} {_show(value)} (available: {names})")
+    return value
+
+
+def _adapter(section: _Section) -> AdapterConfig:
+    section.reject_unknown(("class", "config"))
+    class_name = _class_of(section, (KV_STORE, REDIS_ADAPTER), _UNSUPPORTED_ADAPTERS, "adapter class")
+    conf = section.section("config")
+    if class_name == REDIS_ADAPTER:
+        conf.reject_unknown(("redis_url", "key_prefix"))
+        url = conf.text("redis_url", AdapterConfig.redis_url)
+        if not url.startswith(_REDIS_SCHEMES):
+            schemes = ", ".join(_REDIS_SCHEMES)
+            conf.fail("redis_url", f"expected a URL starting with {schemes}, got {_show(url)}")
+        prefix = conf.text("key_prefix", AdapterConfig.key_prefix)
+        return AdapterConfig(class_name, redis_url=url, key_prefix=prefix)
+    conf.reject_unknown(("store_method", "file_path", "save_interval_ms", "channel_size"))
+    for ignored in ("save_interval_ms", "channel_size"):  # reference tuning knobs; streamhub writes through
+        conf.integer(ignored, 0, low=0)
+    method = cast(StoreMethod, conf.choice("store_method", "in_memory", _STORE_METHODS))
+    file_path = conf.text("file_path", AdapterConfig.file_path)
+    return AdapterConfig(class_name, store_method=method, file_path=file_path)
+
+
+def _stream_module(conf: _Section) -> StreamModuleConfig:
+    conf.reject_unknown(f.name for f in fields(StreamModuleConfig))  # every field is a config key
+    d = StreamModuleConfig
+    return StreamModuleConfig(
+        port=conf.port("port", d.port),
+        host=conf.text("host", d.host),
+        auth_function=conf.optional_text("auth_function"),
+        adapter=_adapter(conf.section("adapter")) if conf.get("adapter") is not None else AdapterConfig(),
+        max_message_size=conf.integer("max_message_size", d.max_message_size),
+        max_pending_bytes=conf.integer("max_pending_bytes", d.max_pending_bytes),
+        join_timeout_ms=conf.integer("join_timeout_ms", d.join_timeout_ms),
+        auth_timeout_ms=conf.integer("auth_timeout_ms", d.auth_timeout_ms),
+    )
+
+
+def _rest_api_module(conf: _Section) -> RestApiConfig:
+    conf.reject_unknown(
+        ("port", "host", "default_timeout", "default_timeout_ms", "cors", "concurrency_request_limit")
+    )
+    if conf.get("default_timeout") is not None and conf.get("default_timeout_ms") is not None:
+        conf.fail("default_timeout", "give default_timeout or default_timeout_ms, not both")
+    timeout_key = "default_timeout" if conf.get("default_timeout") is not None else "default_timeout_ms"
+    cors = conf.section("cors")
+    cors.reject_unknown(("allowed_origins", "allowed_methods"))
+    d = RestApiConfig
+    return RestApiConfig(
+        port=conf.port("port", d.port),
+        host=conf.text("host", d.host),
+        default_timeout_ms=conf.integer(timeout_key, d.default_timeout_ms),
+        cors_allowed_origins=cors.text_list("allowed_origins"),
+        cors_allowed_methods=cors.text_list("allowed_methods"),
+        concurrency_request_limit=conf.integer("concurrency_request_limit", d.concurrency_request_limit),
+    )
+
+
+def _modules(value: object) -> tuple[StreamModuleConfig | None, RestApiConfig | None]:
+    """Read the ``modules:`` list; each provided class may appear once since the engine runs one of each."""
+    if value is None:
+        return None, None
+    if not isinstance(value, list):
+        raise ConfigError(f"modules: expected a list of {{class, config}} entries, got {_show(value)}")
+    stream: StreamModuleConfig | None = None
+    rest_api: RestApiConfig | None = None
+    first_index: dict[str, int] = {}
+    for index, item in enumerate(value):
+        entry = _Section(item, f"modules[{index}]")
+        entry.reject_unknown(("class", "config"))
+        class_name = _class_of(entry, (STREAM_MODULE, REST_API_MODULE), _UNSUPPORTED_MODULES, "class")
+        if class_name in first_index:
+            entry.fail("class", f"{class_name} is listed twice (also modules[{first_index[class_name]}])")
+        first_index[class_name] = index
+        if class_name == STREAM_MODULE:
+            stream = _stream_module(entry.section("config"))
+        else:
+            rest_api = _rest_api_module(entry.section("config"))
+    return stream, rest_api
+
+
+def _engine(data: object) -> EngineConfig:
+    """Build the EngineConfig from parsed YAML. Other top-level keys are ignored, as in the reference."""
+    top = _Section(data, "")
+    if "workers" in top.data:  # the [H] format: reading it as [A] would silently run nothing
+        top.fail("workers", "the newer iii format is not supported; use modules: with class: entries")
+    stream, rest_api = _modules(top.get("modules"))
+    return EngineConfig(
+        port=top.integer("port", 0, low=0, high=65535) or EngineConfig.port,  # 0 means default, as in iii
+        host=top.text("host", EngineConfig.host),
+        stream=stream,
+        rest_api=rest_api,
+        invocation_timeout_ms=top.integer("invocation_timeout_ms", EngineConfig.invocation_timeout_ms),
+    )
+
+
+def load_config(
+    path: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
+) -> EngineConfig:
+    """Read, env-expand, parse and validate a config file; ``None`` means :func:`default_config`.
+
+    A file without ``modules:`` runs no stream and no REST module (reference behaviour), which the caller
+    can detect as ``config.stream is None``. ``environ`` defaults to ``os.environ``.
+    """
+    if path is None:
+        return default_config()
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not valid UTF-8 (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = expand_env(raw, os.environ if environ is None else environ)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc.message}") from None
+    return _engine(_parse_yaml(text, source))
