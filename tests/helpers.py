@@ -101,7 +101,7 @@ class TestWorker:
                 continue
             data = orjson.loads(message.data)
             kind = data.get("type")
-            if kind == "invocationresult":
+            if kind == "invocationresult" and data["invocation_id"] in self.pending:
                 future = self.pending.pop(data["invocation_id"], None)
                 if future is not None and not future.done():
                     if data.get("error") is not None:
@@ -134,6 +134,7 @@ class Subscriber:
         self.session: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.closed = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Subscriber:
@@ -174,3 +175,64 @@ class Subscriber:
         async for message in self.ws:
             if message.type == aiohttp.WSMsgType.TEXT:
                 await self.frames.put(orjson.loads(message.data))
+        self.closed.set()
+
+    async def wait_closed(self, wait: float = 5.0) -> int | None:
+        await asyncio.wait_for(self.closed.wait(), timeout(wait))
+        assert self.ws is not None
+        return self.ws.close_code
+
+
+class RawClient:
+    """A WebSocket client on a plain socket with a tiny receive buffer: it reads only when told to.
+
+    Used to play a client that stops reading, which a library client hides behind its own buffering.
+    """
+
+    def __init__(self, port: int, path: str = "/") -> None:
+        self.port = port
+        self.path = path
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", self.port))
+        self.reader, self.writer = await asyncio.open_connection(sock=sock, limit=2**16)
+        self.writer.write((f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        assert b" 101 " in head.split(b"\r\n")[0], head
+
+    def send_text(self, text: str) -> None:
+        payload = text.encode()
+        assert len(payload) < 126 and self.writer is not None
+        mask = b"\x01\x02\x03\x04"
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.writer.write(bytes((0x81, 0x80 | len(payload))) + mask + masked)
+
+    async def read_until_close(self, wait: float) -> tuple[int, int | None]:
+        """Read frames until a close frame or EOF; returns (text frames read, close code or None)."""
+        assert self.reader is not None
+        frames = 0
+        try:
+            while True:
+                head = await asyncio.wait_for(self.reader.readexactly(2), timeout(wait))
+                size = head[1] & 0x7F
+                if size == 126:
+                    size = int.from_bytes(await self.reader.readexactly(2), "big")
+                elif size == 127:
+                    size = int.from_bytes(await self.reader.readexactly(8), "big")
+                body = await self.reader.readexactly(size)
+                if head[0] & 0x0F == 0x8:
+                    return frames, int.from_bytes(body[:2], "big") if len(body) >= 2 else None
+                frames += 1
+        except asyncio.IncompleteReadError:
+            return frames, None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
