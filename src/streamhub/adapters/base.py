@@ -48,7 +48,7 @@ class StreamAdapter(Protocol):
     async def update(self, ref: ItemRef, ops: Sequence[UpdateOp]) -> Change:
         """Apply ``ops`` atomically (missing item starts as ``{}``). Raises ``UpdateOpError``."""
 
-    async def list(self, stream: str, group: str) -> list[Any]:
+    async def list_items(self, stream: str, group: str) -> list[Any]:
         """Return the values of every item of the group (``[]`` for an unknown group)."""
 
     async def list_groups(self, stream: str) -> list[str]:

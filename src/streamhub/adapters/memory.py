@@ -42,7 +42,7 @@ class MemoryAdapter:
     async def get(self, ref: ItemRef) -> tuple[bool, Any]:
         return self._read(ref)
 
-    async def list(self, stream: str, group: str) -> list[Any]:
+    async def list_items(self, stream: str, group: str) -> list[Any]:
         return list(self._groups.get((stream, group), {}).values())
 
     async def list_groups(self, stream: str) -> list[str]:

@@ -119,7 +119,7 @@ class ClientSessions:
 
     async def _snapshot(self, sub: SubscriptionData) -> Any:
         if sub.id is None:
-            return await self._adapter.list(sub.streamName, sub.groupId)
+            return await self._adapter.list_items(sub.streamName, sub.groupId)
         _, value = await self._adapter.get(ItemRef(sub.streamName, sub.groupId, sub.id))
         return value
 

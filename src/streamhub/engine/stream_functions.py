@@ -79,7 +79,7 @@ class StreamFunctions:
 
     async def list(self, data: Any) -> Any:
         payload = _object(data, "list")
-        return await self._adapter.list(_name(payload, "stream_name"), _name(payload, "group_id"))
+        return await self._adapter.list_items(_name(payload, "stream_name"), _name(payload, "group_id"))
 
     async def list_groups(self, data: Any) -> Any:
         return await self._adapter.list_groups(_name(_object(data, "list_groups"), "stream_name"))

@@ -37,7 +37,7 @@ class ClientSession:
         if not frame.strip():
             return None
         try:
-            message = _decoder.decode(frame)
+            message: Join | Leave = _decoder.decode(frame)
         except msgspec.ValidationError as exc:
             raise ProtocolViolation(f"invalid message: {exc}") from None
         except msgspec.DecodeError as exc:

@@ -38,7 +38,7 @@ class _Message(msgspec.Struct, frozen=True, tag_field="type", omit_defaults=True
     pass
 
 
-class RegisterFunction(_Message, tag="registerfunction"):
+class RegisterFunction(_Message, frozen=True, tag="registerfunction"):
     id: str
     description: str | None = None
     request_format: Any = None
@@ -46,39 +46,39 @@ class RegisterFunction(_Message, tag="registerfunction"):
     metadata: Any = None
 
 
-class UnregisterFunction(_Message, tag="unregisterfunction"):
+class UnregisterFunction(_Message, frozen=True, tag="unregisterfunction"):
     id: str
 
 
-class RegisterTriggerType(_Message, tag="registertriggertype"):
+class RegisterTriggerType(_Message, frozen=True, tag="registertriggertype"):
     id: str
     description: str | None = None
 
 
-class UnregisterTriggerType(_Message, tag="unregistertriggertype"):
+class UnregisterTriggerType(_Message, frozen=True, tag="unregistertriggertype"):
     id: str
 
 
-class RegisterTrigger(_Message, tag="registertrigger"):
+class RegisterTrigger(_Message, frozen=True, tag="registertrigger"):
     id: str
     trigger_type: str
     function_id: str
     config: Any = None
 
 
-class UnregisterTrigger(_Message, tag="unregistertrigger"):
+class UnregisterTrigger(_Message, frozen=True, tag="unregistertrigger"):
     id: str
     trigger_type: str | None = None
 
 
-class TriggerRegistrationResult(_Message, tag="triggerregistrationresult"):
+class TriggerRegistrationResult(_Message, frozen=True, tag="triggerregistrationresult"):
     id: str
     trigger_type: str | None = None
     function_id: str | None = None
     error: Any = None
 
 
-class InvokeFunction(_Message, tag="invokefunction"):
+class InvokeFunction(_Message, frozen=True, tag="invokefunction"):
     function_id: str
     data: Any = None
     invocation_id: str | None = None
@@ -87,33 +87,33 @@ class InvokeFunction(_Message, tag="invokefunction"):
     baggage: str | None = None
 
 
-class InvocationResult(_Message, tag="invocationresult"):
+class InvocationResult(_Message, frozen=True, tag="invocationresult"):
     invocation_id: str
     function_id: str | None = None
     result: Any | UnsetType = UNSET
     error: Any = None
 
 
-class RegisterService(_Message, tag="registerservice"):
+class RegisterService(_Message, frozen=True, tag="registerservice"):
     id: str | None = None
     name: str | None = None
     description: str | None = None
 
 
-class WorkerRegistered(_Message, tag="workerregistered"):
+class WorkerRegistered(_Message, frozen=True, tag="workerregistered"):
     worker_id: str
 
 
-class Reattach(_Message, tag="reattach"):
+class Reattach(_Message, frozen=True, tag="reattach"):
     previous_worker_id: str | None = None
     reattach_token: str | None = None
 
 
-class Ping(_Message, tag="ping"):
+class Ping(_Message, frozen=True, tag="ping"):
     pass
 
 
-class Pong(_Message, tag="pong"):
+class Pong(_Message, frozen=True, tag="pong"):
     pass
 
 
@@ -140,7 +140,8 @@ _encoder = msgspec.json.Encoder()
 
 def decode_worker_message(frame: bytes | str) -> WorkerMessage:
     """Decode one frame; raises ``msgspec.DecodeError``/``ValidationError`` (both ``ValueError``)."""
-    return _decoder.decode(frame)
+    message: WorkerMessage = _decoder.decode(frame)
+    return message
 
 
 def encode_worker_message(message: WorkerMessage) -> bytes:

@@ -127,7 +127,7 @@ class ClientEndpoint:
             await self._engine.clients.leave(conn, message.data)
 
 
-async def _close_slow(ws: web.WebSocketResponse, transport: asyncio.BaseTransport) -> None:
+async def _close_slow(ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(ws.close(code=close_codes.TRY_AGAIN_LATER, message=b"slow consumer"),
                                _CLOSE_TIMEOUT)
