@@ -10,7 +10,7 @@ import pytest
 
 from streamhub.transport.server import Server
 from tests.conftest import make_config, stream_url, worker_url
-from tests.helpers import RawClient, Subscriber, TestWorker, timeout
+from tests.helpers import RawClient, Subscriber, TestWorker
 
 
 async def test_malformed_frames_get_error_frames_and_connection_stays_up(server: Server) -> None:
