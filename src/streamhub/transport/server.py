@@ -13,7 +13,7 @@ from aiohttp import web
 
 from streamhub.adapters import build_adapter
 from streamhub.adapters.base import StreamAdapter
-from streamhub.config import EngineConfig
+from streamhub.config import STREAM_MODULE, EngineConfig
 from streamhub.engine.engine import Engine
 from streamhub.errors import ConfigError
 from streamhub.transport.client_ws import ClientEndpoint, ClientEndpointSettings
@@ -45,28 +45,42 @@ class Server:
         self.workers = WorkerEndpoint(self.engine)
         self.clients: ClientEndpoint | None = None
         if stream is not None:
-            self.clients = ClientEndpoint(self.engine, ClientEndpointSettings(
-                auth_function=stream.auth_function,
-                auth_timeout=stream.auth_timeout_ms / 1000,
-                max_message_size=stream.max_message_size,
-                max_pending_bytes=stream.max_pending_bytes,
-            ))
+            self.clients = ClientEndpoint(
+                self.engine,
+                ClientEndpointSettings(
+                    auth_function=stream.auth_function,
+                    auth_timeout=stream.auth_timeout_ms / 1000,
+                    max_message_size=stream.max_message_size,
+                    max_pending_bytes=stream.max_pending_bytes,
+                ),
+            )
         self._runners: list[web.AppRunner] = []
         self.worker_port = 0  # actual bound ports (differ from the config when it asks for port 0)
         self.stream_port = 0
 
     async def start(self) -> None:
-        """Start the engine and bind every port; raises ``ConfigError`` if a port is taken."""
+        """Bind every port, then start the engine; raises ``ConfigError`` if a port is taken.
+
+        Ports are bound before the store is opened so a busy port fails fast and touches no data.
+        """
+        listeners = [(self.workers.routes(), _listen(self.config.host, self.config.port, "port"))]
+        stream = self.config.stream
+        try:
+            if stream is not None and self.clients is not None:
+                listeners.append(
+                    (self.clients.routes(), _listen(stream.host, stream.port, f"{STREAM_MODULE} config.port"))
+                )
+        except ConfigError:
+            listeners[0][1].close()
+            raise
         await self.engine.start()
         try:
-            self.worker_port = await self._bind(self.workers.routes(), self.config.host, self.config.port, "port")
-            stream = self.config.stream
-            if stream is not None and self.clients is not None:
-                self.stream_port = await self._bind(self.clients.routes(), stream.host, stream.port,
-                                                    "modules[StreamModule].config.port")
+            bound = [await self._serve(routes, sock) for routes, sock in listeners]
         except BaseException:
             await self.close()
             raise
+        self.worker_port = bound[0]
+        self.stream_port = bound[1] if len(bound) > 1 else 0
 
     async def close(self) -> None:
         """Close sockets (clients see 1001), then the engine (flushing the store)."""
@@ -75,15 +89,13 @@ class Server:
         self._runners.clear()
         await self.engine.close()
 
-    async def _bind(self, routes: list[web.RouteDef], host: str, port: int, key: str) -> int:
+    async def _serve(self, routes: list[web.RouteDef], sock: socket.socket) -> int:
         app = web.Application()
         app.add_routes(routes)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         self._runners.append(runner)
-        sock = _listen(host, port, key)
-        site = web.SockSite(runner, sock)
-        await site.start()
+        await web.SockSite(runner, sock).start()
         bound: int = sock.getsockname()[1]
         return bound
 

@@ -1,0 +1,92 @@
+"""Outbox coalescing and bounds, Hub routing and encode-once, without sockets."""
+
+from __future__ import annotations
+
+import asyncio
+
+from streamhub.core.model import StreamEvent
+from streamhub.engine.hub import Hub, Subscription
+from streamhub.engine.outbox import Outbox
+
+
+class RecordingOutbox(Outbox):
+    """Keeps every frame object put into it, to check identity (encode once) and order."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda data: None, lambda: 0, lambda: None, 10**6)
+        self.got: list[bytes] = []
+
+    def put(self, frame: bytes) -> None:
+        self.got.append(frame)
+
+
+class FakeTransport:
+    """Records writes; ``backlog`` plays bytes the peer has not read (a fault we cannot cause in-process)."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.backlog = 0
+        self.overflowed = 0
+
+    def outbox(self, limit: int = 1000) -> Outbox:
+        return Outbox(self.writes.append, lambda: self.backlog, self._overflow, limit)
+
+    def _overflow(self) -> None:
+        self.overflowed += 1
+
+
+async def test_frames_of_one_tick_are_written_once_in_order() -> None:
+    transport = FakeTransport()
+    outbox = transport.outbox()
+    for frame in (b"a", b"b", b"c"):
+        outbox.put(frame)
+    assert transport.writes == []
+    await asyncio.sleep(0)
+    assert transport.writes == [b"abc"]
+    outbox.put(b"d")
+    await asyncio.sleep(0)
+    assert transport.writes == [b"abc", b"d"]
+
+
+async def test_overflow_closes_once_and_drops_later_frames() -> None:
+    transport = FakeTransport()
+    outbox = transport.outbox(limit=10)
+    outbox.put(b"x" * 8)
+    transport.backlog = 20  # the peer stopped reading
+    await asyncio.sleep(0)
+    assert transport.overflowed == 1 and outbox.closed
+    outbox.put(b"more")
+    await asyncio.sleep(0)
+    assert transport.writes == [b"x" * 8] and transport.overflowed == 1
+    burst = FakeTransport().outbox(limit=10)
+    burst.put(b"y" * 11)  # over the limit within one tick
+    assert burst.closed
+
+
+async def test_hub_encodes_once_and_routes_by_group_and_item() -> None:
+    outbox = RecordingOutbox()
+    hub = Hub()
+    group_sub, item_sub, other_item = Subscription(outbox, None), Subscription(outbox, "a"), Subscription(outbox, "b")
+    for key, sub in (("g", group_sub), ("i", item_sub), ("o", other_item)):
+        sub.go_live(b"")
+        hub.add(key, "s", "g", sub)
+    delivered = outbox.got
+    delivered.clear()
+    hub.dispatch(StreamEvent("s", "g", "a", "update", {"v": 1}))
+    assert len(delivered) == 2 and delivered[0] is delivered[1]  # the same bytes object: encoded once
+    hub.dispatch(StreamEvent("s", "other", "a", "update", 1))
+    assert len(delivered) == 2
+    assert hub.remove("g", "s", "g") is False and hub.remove("i", "s", "g") is False
+    assert hub.remove("o", "s", "g") is True and hub.watched() == []
+
+
+async def test_subscription_buffers_until_snapshot_is_sent() -> None:
+    outbox = RecordingOutbox()
+    sent = outbox.got
+    sub = Subscription(outbox, None)
+    sub.deliver(b"e1")
+    sub.deliver(b"e2")
+    assert sent == []
+    sub.go_live(b"sync")
+    sub.deliver(b"e3")
+    assert sent == [b"sync", b"e1", b"e2", b"e3"]

@@ -1,0 +1,70 @@
+"""The ``streamhub`` command: config errors, busy ports, graceful stop, and durability across kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import TestWorker, free_port, timeout
+from tests.process import EngineProcess
+
+
+def _serve(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "streamhub", "serve", "-c", str(config)],
+                          capture_output=True, text=True, timeout=timeout(30))
+
+
+def test_bad_config_exits_non_zero_with_one_clear_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("modules:\n  - class: modules::stream::StreamModule\n    config:\n      port: abc\n")
+    result = _serve(config)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "modules[0].config.port" in lines[0] and "abc" in lines[0]
+    config.write_text("modules:\n  - class: modules::stream::Nope\n")
+    result = _serve(config)
+    assert result.returncode == 2 and "modules[0].class" in result.stderr and "Nope" in result.stderr
+
+
+def test_port_in_use_exits_non_zero_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = tmp_path / "config.yaml"
+        config.write_text(f"port: {free_port()}\nmodules:\n  - class: modules::stream::StreamModule\n"
+                          f"    config:\n      port: {port}\n")
+        result = _serve(config)
+    assert result.returncode == 2
+    assert str(port) in result.stderr and "port" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
+    engine = EngineProcess(tmp_path)
+    await engine.start()
+    async with TestWorker(engine.worker_url) as worker:
+        await asyncio.gather(*(
+            worker.call("stream.set", {"stream_name": "todos", "group_id": f"user:{i % 5}", "item_id": f"t{i}",
+                                       "data": {"n": i}}) for i in range(200)))
+        op = {"stream_name": "counters", "group_id": "g", "item_id": "c",
+              "ops": [{"type": "increment", "path": "n", "by": 1}]}
+        await asyncio.gather(*(worker.call("stream.update", op) for _ in range(100)))
+        await worker.call("stream.delete", {"stream_name": "todos", "group_id": "user:0", "item_id": "t0"})
+    engine.kill()
+    assert await engine.stop() == -9
+    await engine.start()
+    try:
+        async with TestWorker(engine.worker_url) as worker:
+            items = [v for g in range(5)
+                     for v in await worker.call("stream.list", {"stream_name": "todos", "group_id": f"user:{g}"})]
+            assert sorted(v["n"] for v in items) == list(range(1, 200))
+            counter = await worker.call("stream.get", {"stream_name": "counters", "group_id": "g", "item_id": "c"})
+            assert counter == {"n": 100}
+            assert sorted(await worker.call("stream.list_groups", {"stream_name": "todos"})) == [
+                f"user:{g}" for g in range(5)]
+    finally:
+        assert await engine.stop() == 0

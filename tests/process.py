@@ -1,0 +1,60 @@
+"""Run a real ``streamhub serve`` process for tests that need to kill or restart the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.helpers import free_port, timeout
+
+
+class EngineProcess:
+    """``python -m streamhub serve -c <config>`` in a subprocess, with the ports it was given."""
+
+    def __init__(self, workdir: Path, adapter_yaml: str | None = None) -> None:
+        self.workdir = workdir
+        self.worker_port = free_port()
+        self.stream_port = free_port()
+        adapter = adapter_yaml or (
+            "adapter:\n        class: modules::stream::adapters::KvStore\n"
+            f"        config:\n          store_method: file_based\n          file_path: {workdir / 'data'}\n")
+        self.config = workdir / "config.yaml"
+        self.config.write_text(
+            f"port: {self.worker_port}\n"
+            "modules:\n"
+            "  - class: modules::stream::StreamModule\n"
+            "    config:\n"
+            f"      port: {self.stream_port}\n"
+            f"      {adapter}"
+        )
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def worker_url(self) -> str:
+        return f"ws://127.0.0.1:{self.worker_port}/"
+
+    @property
+    def stream_url(self) -> str:
+        return f"ws://127.0.0.1:{self.stream_port}/"
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "streamhub", "serve", "-c", str(self.config), "--log-level", "WARNING",
+            cwd=self.workdir, stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout(20))
+        assert line.startswith(b"streamhub ready"), line
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to flush anything."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+
+    async def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.proc.wait(), timeout(20))
