@@ -47,8 +47,10 @@ def cpu_seconds(pid: int) -> float:
 async def _subscriber(port: int, path: str, join: bytes | None, expected: int, done: asyncio.Queue[float]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
     key = "dGhlIHNhbXBsZSBub25jZQ=="
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
     await reader.readuntil(b"\r\n\r\n")
     if join is not None:
         mask = b"\0\0\0\0"
@@ -69,8 +71,11 @@ async def run_subscribers(port: int, count: int, expected_bytes: int, with_join:
     done: asyncio.Queue[float] = asyncio.Queue()
     tasks = []
     for i in range(count):
-        join = orjson.dumps({"type": "join", "data": {"subscriptionId": f"s{i}", "streamName": "bench",
-                                                      "groupId": "g"}}) if with_join else None
+        join = (
+            orjson.dumps({"type": "join", "data": {"subscriptionId": f"s{i}", "streamName": "bench", "groupId": "g"}})
+            if with_join
+            else None
+        )
         tasks.append(asyncio.create_task(_subscriber(port, "/", join, expected_bytes, done)))
         if i % 50 == 49:
             await asyncio.sleep(0.01)
@@ -94,25 +99,48 @@ async def streamhub_writer(worker_port: int, events: int, window: int = 64) -> N
             while sent < events and len(pending) < window:
                 invocation_id = str(uuid.uuid4())
                 pending.add(invocation_id)
-                await ws.send_bytes(orjson.dumps({
-                    "type": "invokefunction", "invocation_id": invocation_id, "function_id": "stream::set",
-                    "data": {"stream_name": "bench", "group_id": "g", "item_id": f"{sent:08d}",
-                             "data": "x" * DATA_BYTES}}))
+                await ws.send_bytes(
+                    orjson.dumps(
+                        {
+                            "type": "invokefunction",
+                            "invocation_id": invocation_id,
+                            "function_id": "stream::set",
+                            "data": {
+                                "stream_name": "bench",
+                                "group_id": "g",
+                                "item_id": f"{sent:08d}",
+                                "data": "x" * DATA_BYTES,
+                            },
+                        }
+                    )
+                )
                 sent += 1
             reply = orjson.loads((await ws.receive()).data)
             pending.discard(reply.get("invocation_id"))
 
 
 def event_frame_size() -> int:
-    wrapper = {"type": "stream", "timestamp": 1_764_370_000_123, "streamName": "bench", "groupId": "g",
-               "id": "00000000", "event": {"type": "create", "data": "x" * DATA_BYTES}}
+    wrapper = {
+        "type": "stream",
+        "timestamp": 1_764_370_000_123,
+        "streamName": "bench",
+        "groupId": "g",
+        "id": "00000000",
+        "event": {"type": "create", "data": "x" * DATA_BYTES},
+    }
     payload = len(orjson.dumps(wrapper))
     return payload + (2 if payload < 126 else 4)
 
 
 def sync_frame_size() -> int:
-    wrapper = {"type": "stream", "timestamp": 1_764_370_000_123, "streamName": "bench", "groupId": "g",
-               "id": None, "event": {"type": "sync", "data": []}}
+    wrapper = {
+        "type": "stream",
+        "timestamp": 1_764_370_000_123,
+        "streamName": "bench",
+        "groupId": "g",
+        "id": None,
+        "event": {"type": "sync", "data": []},
+    }
     return len(orjson.dumps(wrapper)) + 2
 
 
@@ -120,8 +148,21 @@ def sync_frame_size() -> int:
 
 
 def _spawn_subscribers(port: int, count: int, expected: int, with_join: bool) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "bench.fanout", "--subscribe", str(port), str(count),
-                             str(expected), "1" if with_join else "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.fanout",
+            "--subscribe",
+            str(port),
+            str(count),
+            str(expected),
+            "1" if with_join else "0",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "subscribed"
     return proc
@@ -131,10 +172,16 @@ def run_streamhub(subscribers: int, events: int) -> dict[str, Any]:
     worker_port, stream_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.yaml"
-        config.write_text(f"port: {worker_port}\nmodules:\n  - class: modules::stream::StreamModule\n"
-                          f"    config:\n      port: {stream_port}\n      max_pending_bytes: 67108864\n")
-        server = subprocess.Popen([sys.executable, "-m", "streamhub", "serve", "-c", str(config),
-                                   "--log-level", "WARNING"], cwd=tmp, stdout=subprocess.PIPE, text=True)
+        config.write_text(
+            f"port: {worker_port}\nmodules:\n  - class: modules::stream::StreamModule\n"
+            f"    config:\n      port: {stream_port}\n      max_pending_bytes: 67108864\n"
+        )
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamhub", "serve", "-c", str(config), "--log-level", "WARNING"],
+            cwd=tmp,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert server.stdout is not None and server.stdout.readline().startswith("streamhub ready")
             expected = sync_frame_size() + events * event_frame_size()
@@ -150,8 +197,13 @@ def run_streamhub(subscribers: int, events: int) -> dict[str, Any]:
 
 def run_raw(subscribers: int, events: int, per_tick: int = 10) -> dict[str, Any]:
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "bench.raw_server", str(port), str(events), str(per_tick)],
-                              cwd=ROOT, stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.raw_server", str(port), str(events), str(per_tick)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         subs = _spawn_subscribers(port, subscribers, events * event_frame_size(), False)
@@ -172,8 +224,12 @@ def _finish(subs: subprocess.Popen[str], pid: int, cpu0: float, start: float, de
     cpu = cpu_seconds(pid) - cpu0
     subs.wait()
     elapsed = last - start
-    return {"deliveries": deliveries, "seconds": round(elapsed, 3),
-            "deliveries_per_s": round(deliveries / elapsed), "server_cpu_s_per_million": round(cpu / deliveries * 1e6, 2)}
+    return {
+        "deliveries": deliveries,
+        "seconds": round(elapsed, 3),
+        "deliveries_per_s": round(deliveries / elapsed),
+        "server_cpu_s_per_million": round(cpu / deliveries * 1e6, 2),
+    }
 
 
 def main() -> None:
@@ -193,8 +249,12 @@ def main() -> None:
         results["raw_coalesced"].append(run_raw(args.subscribers, args.events))
     best = {name: max(runs, key=lambda r: r["deliveries_per_s"]) for name, runs in results.items()}
     ratio = best["streamhub"]["deliveries_per_s"] / best["raw_coalesced"]["deliveries_per_s"]
-    print(json.dumps({"subscribers": args.subscribers, "events": args.events, "best": best,
-                      "streamhub_vs_raw": round(ratio, 3)}, indent=2))
+    print(
+        json.dumps(
+            {"subscribers": args.subscribers, "events": args.events, "best": best, "streamhub_vs_raw": round(ratio, 3)},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -35,17 +35,30 @@ class Conn(asyncio.Protocol):
         self.buffer += data
         if b"\r\n\r\n" not in self.buffer:
             return
-        key = next(line.split(b":", 1)[1].strip() for line in self.buffer.split(b"\r\n")
-                   if line.lower().startswith(b"sec-websocket-key"))
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in self.buffer.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key")
+        )
         accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
-        self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                             b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        self.transport.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
         self.conns.append(self.transport)
 
 
 def frame(i: int) -> bytes:
-    payload = orjson.dumps({"type": "stream", "timestamp": 1_764_370_000_123, "streamName": "bench", "groupId": "g",
-                            "id": f"{i:08d}", "event": {"type": "create", "data": "x" * DATA_BYTES}})
+    payload = orjson.dumps(
+        {
+            "type": "stream",
+            "timestamp": 1_764_370_000_123,
+            "streamName": "bench",
+            "groupId": "g",
+            "id": f"{i:08d}",
+            "event": {"type": "create", "data": "x" * DATA_BYTES},
+        }
+    )
     header = bytes((0x81, len(payload))) if len(payload) < 126 else bytes((0x81, 126)) + len(payload).to_bytes(2, "big")
     return header + payload
 

@@ -1,9 +1,9 @@
 """Child process for the FileAdapter crash tests: reports every acknowledged write on stdout, one JSON line each.
 
-usage: python file_store_child.py MODE DIRECTORY [COMPACT_BYTES]
+usage: python file_store_child.py MODE DIRECTORY [COMPACT_BYTES [ITEM_PREFIX]]
 
 * ``stream``: 50 writers set distinct items (and delete some of their own) until killed; after each acknowledged
-  write prints ``["set", item, value]`` or ``["del", item, null]``.
+  write prints ``["set", item, value]`` or ``["del", item, null]`` (``["deleting", item, null]`` before a delete).
 * ``burst``: 500 concurrent sets, then ``["done", 500, null]`` once all are acknowledged, then sleeps until killed.
 * ``efbig``: a real write failure (``RLIMIT_FSIZE``), then recovery; prints one JSON report and exits.
 """
@@ -25,6 +25,7 @@ from streamhub.core.model import ItemRef, StreamEvent
 from streamhub.errors import AdapterError
 
 STREAM, GROUP = "s:/%ü 1", "g:*/é"
+EVENTS: list[StreamEvent] = []
 
 
 def ref(item: str) -> ItemRef:
@@ -36,18 +37,19 @@ def report(*fields: Any) -> None:
     sys.stdout.buffer.flush()
 
 
-async def stream(adapter: FileAdapter) -> None:
+async def stream(adapter: FileAdapter, prefix: str) -> None:
     counter = itertools.count()
 
     async def writer() -> None:
         mine: list[str] = []
         while True:
             n = next(counter)
-            item, value = f"item:{n}/%", {"n": n, "pad": "x" * (n % 40)}
+            item, value = f"{prefix}item:{n}/%", {"n": n, "pad": "x" * (n % 40)}
             await adapter.set(ref(item), value)
             report("set", item, value)
             mine.append(item)
             if n % 5 == 0:
+                report("deleting", mine[0], None)  # from here the item may vanish without an acknowledgement
                 await adapter.delete(ref(mine[0]))
                 report("del", mine.pop(0), None)
 
@@ -61,9 +63,6 @@ async def burst(adapter: FileAdapter) -> None:
 
 
 async def efbig(adapter: FileAdapter, directory: str) -> None:
-    events: list[StreamEvent] = []
-    await adapter.close()
-    await adapter.start(events.append)
     result: dict[str, Any] = {}
     await adapter.set(ref("before"), 1)
     journal = max(name for name in os.listdir(directory) if name.startswith("journal-"))
@@ -79,16 +78,16 @@ async def efbig(adapter: FileAdapter, directory: str) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # the disk "recovers"
     await adapter.set(ref("after"), 2)
     result["after"] = "ok"
-    result["events"] = [event.item for event in events]
+    result["events"] = [event.item for event in EVENTS]
     await adapter.close()
     report("efbig", result, None)
 
 
-async def main(mode: str, directory: str, compact_bytes: int) -> None:
+async def main(mode: str, directory: str, compact_bytes: int, prefix: str) -> None:
     adapter = FileAdapter(directory, compact_bytes=compact_bytes)
-    await adapter.start(lambda event: None)
+    await adapter.start(EVENTS.append)
     if mode == "stream":
-        await stream(adapter)
+        await stream(adapter, prefix)
     elif mode == "burst":
         await burst(adapter)
     else:
@@ -97,4 +96,5 @@ async def main(mode: str, directory: str, compact_bytes: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 64 * 1024 * 1024))
+    args = sys.argv[1:] + ["67108864", ""][len(sys.argv) - 3:]
+    asyncio.run(main(args[0], args[1], int(args[2]), args[3]))
