@@ -11,15 +11,14 @@ import socket
 
 from aiohttp import web
 
-from streamhub.adapters import build_adapter
 from streamhub.adapters.base import StreamAdapter
-from streamhub.config import STREAM_MODULE, EngineConfig
+from streamhub.config import KV_STORE, STREAM_MODULE, AdapterConfig, EngineConfig
 from streamhub.engine.engine import Engine
 from streamhub.errors import ConfigError
 from streamhub.transport.client_ws import ClientEndpoint, ClientEndpointSettings
 from streamhub.transport.worker_ws import WorkerEndpoint
 
-__all__ = ["Server"]
+__all__ = ["Server", "build_adapter"]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +115,17 @@ def _listen(host: str, port: int, key: str) -> socket.socket:
         raise ConfigError(f"{key}: cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.setblocking(False)
     return sock
+
+
+def build_adapter(config: AdapterConfig) -> StreamAdapter:
+    """Instantiate the adapter a config names (importing only the backend it needs)."""
+    if config.class_name == KV_STORE:
+        if config.store_method == "file_based":
+            from streamhub.adapters.file import FileAdapter
+
+            return FileAdapter(config.file_path)
+        return _memory()
+    raise ConfigError(f"adapter class {config.class_name} is not available in this build")
 
 
 def _memory() -> StreamAdapter:
