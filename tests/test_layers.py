@@ -9,11 +9,22 @@ import pytest
 
 LAYERS = {
     # module imported -> prefixes that must not be loaded as a consequence
-    "streamhub.core.update_ops": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport", "streamhub.adapters",
-                                  "streamhub.protocol"],
+    "streamhub.core.update_ops": [
+        "aiohttp",
+        "redis",
+        "streamhub.engine",
+        "streamhub.transport",
+        "streamhub.adapters",
+        "streamhub.protocol",
+    ],
     "streamhub.core.triggers": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport", "streamhub.adapters"],
-    "streamhub.protocol.client_session": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport",
-                                          "streamhub.adapters"],
+    "streamhub.protocol.client_session": [
+        "aiohttp",
+        "redis",
+        "streamhub.engine",
+        "streamhub.transport",
+        "streamhub.adapters",
+    ],
     "streamhub.protocol.worker_messages": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport"],
     "streamhub.adapters.file": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport", "streamhub.protocol"],
     "streamhub.engine.engine": ["aiohttp", "redis", "streamhub.transport"],
@@ -24,5 +35,7 @@ LAYERS = {
 def test_module_does_not_pull_in_higher_layers(module: str) -> None:
     code = f"import sys, {module}; print('\\n'.join(sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    offending = [name for name in loaded for banned in LAYERS[module] if name == banned or name.startswith(banned + ".")]
+    offending = [
+        name for name in loaded for banned in LAYERS[module] if name == banned or name.startswith(banned + ".")
+    ]
     assert offending == [], f"{module} loads {offending}"
