@@ -151,11 +151,14 @@ class Subscriber:
         if self.session is not None:
             await self.session.close()
 
-    async def join(self, stream: str, group: str, item: str | None = None, sub_id: str | None = None) -> str:
+    async def join(self, stream: str, group: str, item: str | None = None, sub_id: str | None = None,
+                   position: dict[str, Any] | None = None) -> str:
         sub_id = sub_id or str(uuid.uuid4())
         data: dict[str, Any] = {"subscriptionId": sub_id, "streamName": stream, "groupId": group}
         if item is not None:
             data["id"] = item
+        if position is not None:
+            data["position"] = position
         await self.send({"type": "join", "data": data})
         return sub_id
 
@@ -194,6 +197,7 @@ class RawClient:
         self.path = path
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.frames: list[dict[str, Any]] = []
 
     async def connect(self) -> None:
         sock = socket.socket()
@@ -214,8 +218,11 @@ class RawClient:
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         self.writer.write(bytes((0x81, 0x80 | len(payload))) + mask + masked)
 
-    async def read_until_close(self, wait: float) -> tuple[int, int | None]:
-        """Read frames until a close frame or EOF; returns (text frames read, close code or None)."""
+    async def read_until_close(self, wait: float, keep: bool = False) -> tuple[int, int | None]:
+        """Read frames until a close frame or EOF; returns (text frames read, close code or None).
+
+        With ``keep``, decoded text frames are appended to ``self.frames``.
+        """
         assert self.reader is not None
         frames = 0
         try:
@@ -230,6 +237,8 @@ class RawClient:
                 if head[0] & 0x0F == 0x8:
                     return frames, int.from_bytes(body[:2], "big") if len(body) >= 2 else None
                 frames += 1
+                if keep:
+                    self.frames.append(orjson.loads(body))
         except asyncio.IncompleteReadError:
             return frames, None
 

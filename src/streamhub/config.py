@@ -66,7 +66,8 @@ class AdapterConfig:
     """The stream store. Fields that do not belong to ``class_name`` keep their defaults and are unused.
 
     ``store_method``/``file_path`` apply to :data:`KV_STORE` (``file_path`` is a directory);
-    ``redis_url``/``key_prefix`` apply to :data:`REDIS_ADAPTER`.
+    ``redis_url``/``key_prefix`` apply to :data:`REDIS_ADAPTER`. Both keep a change log per group for
+    resuming clients: at most ``change_log_size`` events, none older than ``change_log_age_ms``.
     """
 
     class_name: str = KV_STORE
@@ -74,6 +75,8 @@ class AdapterConfig:
     file_path: str = "./data"
     redis_url: str = "redis://localhost:6379"
     key_prefix: str = "streamhub:"
+    change_log_size: int = 1000
+    change_log_age_ms: int = 300_000
 
     @property
     def is_redis(self) -> bool:
@@ -316,20 +319,26 @@ def _adapter(section: _Section) -> AdapterConfig:
     section.reject_unknown(("class", "config"))
     class_name = _class_of(section, (KV_STORE, REDIS_ADAPTER), _UNSUPPORTED_ADAPTERS, "adapter class")
     conf = section.section("config")
+    log_size = conf.integer("change_log_size", AdapterConfig.change_log_size, low=0)
+    log_age = conf.integer("change_log_age_ms", AdapterConfig.change_log_age_ms, low=0)
     if class_name == REDIS_ADAPTER:
-        conf.reject_unknown(("redis_url", "key_prefix"))
+        conf.reject_unknown(("redis_url", "key_prefix", "change_log_size", "change_log_age_ms"))
         url = conf.text("redis_url", AdapterConfig.redis_url)
         if not url.startswith(_REDIS_SCHEMES):
             schemes = ", ".join(_REDIS_SCHEMES)
             conf.fail("redis_url", f"expected a URL starting with {schemes}, got {_show(url)}")
         prefix = conf.text("key_prefix", AdapterConfig.key_prefix)
-        return AdapterConfig(class_name, redis_url=url, key_prefix=prefix)
-    conf.reject_unknown(("store_method", "file_path", "save_interval_ms", "channel_size"))
+        return AdapterConfig(class_name, redis_url=url, key_prefix=prefix, change_log_size=log_size,
+                             change_log_age_ms=log_age)
+    conf.reject_unknown(
+        ("store_method", "file_path", "save_interval_ms", "channel_size", "change_log_size", "change_log_age_ms")
+    )
     for ignored in ("save_interval_ms", "channel_size"):  # reference tuning knobs; streamhub writes through
         conf.integer(ignored, 0, low=0)
     method = cast(StoreMethod, conf.choice("store_method", "in_memory", _STORE_METHODS))
     file_path = conf.text("file_path", AdapterConfig.file_path)
-    return AdapterConfig(class_name, store_method=method, file_path=file_path)
+    return AdapterConfig(class_name, store_method=method, file_path=file_path, change_log_size=log_size,
+                         change_log_age_ms=log_age)
 
 
 def _stream_module(conf: _Section) -> StreamModuleConfig:

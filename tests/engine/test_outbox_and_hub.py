@@ -29,7 +29,7 @@ class FakeTransport:
         self.overflowed = 0
 
     def outbox(self, limit: int = 1000) -> Outbox:
-        return Outbox(self.writes.append, lambda: self.backlog, self._overflow, limit)
+        return Outbox(self.writes.append, lambda: self.backlog, self._overflow, limit, grace=0.05)
 
     def _overflow(self) -> None:
         self.overflowed += 1
@@ -54,12 +54,23 @@ async def test_overflow_closes_once_and_drops_later_frames() -> None:
     outbox.put(b"x" * 8)
     transport.backlog = 20  # the peer stopped reading
     await asyncio.sleep(0)
+    assert not outbox.closed  # a grace period first: a healthy client may just be taking a burst
+    await asyncio.sleep(0.1)
     assert transport.overflowed == 1 and outbox.closed
     outbox.put(b"more")
     await asyncio.sleep(0)
     assert transport.writes == [b"x" * 8] and transport.overflowed == 1
+    healthy = FakeTransport()
+    big = healthy.outbox(limit=10)
+    big.put(b"s" * 50)  # one large frame (a snapshot) is allowed ...
+    healthy.backlog = 40
+    await asyncio.sleep(0)
+    healthy.backlog = 0  # ... and the client reads it within the grace period
+    await asyncio.sleep(0.1)
+    assert not big.closed and healthy.overflowed == 0
     burst = FakeTransport().outbox(limit=10)
-    burst.put(b"y" * 11)  # over the limit within one tick
+    burst.put(b"y" * 6)
+    burst.put(b"y" * 6)  # many frames over the limit within one tick
     assert burst.closed
 
 
@@ -68,13 +79,13 @@ async def test_hub_encodes_once_and_routes_by_group_and_item() -> None:
     hub = Hub()
     group_sub, item_sub, other_item = Subscription(outbox, None), Subscription(outbox, "a"), Subscription(outbox, "b")
     for key, sub in (("g", group_sub), ("i", item_sub), ("o", other_item)):
-        sub.go_live(b"")
+        await sub.go_live([], 0)
         hub.add(key, "s", "g", sub)
     delivered = outbox.got
     delivered.clear()
-    hub.dispatch(StreamEvent("s", "g", "a", "update", {"v": 1}))
+    hub.dispatch(StreamEvent("s", "g", "a", "update", {"v": 1}, offset=1))
     assert len(delivered) == 2 and delivered[0] is delivered[1]  # the same bytes object: encoded once
-    hub.dispatch(StreamEvent("s", "other", "a", "update", 1))
+    hub.dispatch(StreamEvent("s", "other", "a", "update", 1, offset=1))
     assert len(delivered) == 2
     assert hub.remove("g", "s", "g") is False and hub.remove("i", "s", "g") is False
     assert hub.remove("o", "s", "g") is True and hub.watched() == []
@@ -84,9 +95,16 @@ async def test_subscription_buffers_until_snapshot_is_sent() -> None:
     outbox = RecordingOutbox()
     sent = outbox.got
     sub = Subscription(outbox, None)
-    sub.deliver(b"e1")
-    sub.deliver(b"e2")
+    sub.deliver(b"e1", 1)
+    sub.deliver(b"e2", 2)
     assert sent == []
-    sub.go_live(b"sync")
-    sub.deliver(b"e3")
-    assert sent == [b"sync", b"e1", b"e2", b"e3"]
+    await sub.go_live([b"sync"], 1)  # the snapshot already holds change 1
+    sub.deliver(b"e3", 3)
+    assert sent == [b"sync", b"e2", b"e3"]
+    ahead = Subscription(outbox, None)
+    ahead.deliver(b"a1", 1)
+    await ahead.go_live([b"sync2"], 3)  # the snapshot holds changes applied but not yet published (durable store)
+    ahead.deliver(b"a2", 2)
+    ahead.deliver(b"a3", 3)
+    ahead.deliver(b"a4", 4)
+    assert sent[3:] == [b"sync2", b"a4"]

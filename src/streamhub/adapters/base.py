@@ -11,6 +11,12 @@ Contract every adapter keeps (the shared suite in ``tests/adapters`` checks it a
   Embedded adapters deliver every event; distributed ones only events of groups passed to ``watch``.
 * ``list`` returns values in first-creation order where the backend keeps one.
 * Names are stored literally: any printable character, ``:`` and ``*`` included, never breaks the layout.
+* Positions: every change of a group (set/update/delete/send) is numbered with the group's next offset, as part of
+  the same atomic step that stores it, and its event carries that offset. Events reach the listener in offset order
+  and each is kept in a bounded per-group change log. ``snapshot`` returns state and the position it reflects as one
+  consistent read; ``replay`` returns every logged event after a position, or None when it cannot vouch for all of
+  them (other epoch, trimmed log, a hole): never a partial history. An adapter that loses its history (restart
+  without the log, wiped data) answers with a new epoch.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from streamhub.core.model import Change, ItemRef, StreamEvent
+from streamhub.core.positions import Position
 from streamhub.core.update_ops import UpdateOp
 
 __all__ = ["EventListener", "StreamAdapter"]
@@ -57,8 +64,14 @@ class StreamAdapter(Protocol):
     async def list_all(self) -> dict[str, list[str]]:
         """Return every stream name mapped to its sorted group ids."""
 
-    async def send(self, event: StreamEvent) -> None:
-        """Deliver a custom event to the group's subscribers without storing anything."""
+    async def send(self, event: StreamEvent) -> StreamEvent:
+        """Deliver a custom event to the group's subscribers without storing it; returns it with its offset."""
+
+    async def snapshot(self, stream: str, group: str, item: str | None) -> tuple[Any, Position]:
+        """Return the group's values (``item`` None) or the item's value (None if missing), and their position."""
+
+    async def replay(self, stream: str, group: str, since: Position) -> tuple[list[StreamEvent], Position] | None:
+        """Return every event after ``since`` in offset order and the position they lead to, or None."""
 
     async def watch(self, stream: str, group: str) -> None:
         """Start delivering events of this group to this engine (a no-op for embedded adapters)."""

@@ -59,6 +59,7 @@ import orjson
 from streamhub.adapters.base import EventListener, StreamAdapter
 from streamhub.adapters.memory import MemoryAdapter, Record
 from streamhub.core.model import Change, ItemRef
+from streamhub.core.positions import LogLimits
 from streamhub.errors import AdapterError
 
 if sys.platform != "win32":
@@ -88,8 +89,14 @@ class FileAdapter(MemoryAdapter):
         compact_bytes: journal size past which the state is snapshotted and the journal restarted.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, compact_bytes: int = 64 * 1024 * 1024) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        compact_bytes: int = 64 * 1024 * 1024,
+        limits: LogLimits | None = None,
+    ) -> None:
+        super().__init__(limits)
         self._dir = Path(directory)
         self._compact_bytes = compact_bytes
         self._lock_fd: int | None = None
@@ -189,7 +196,7 @@ class FileAdapter(MemoryAdapter):
                 raise OSError(f"journal {self._gen} is not open")
             view = memoryview(data)
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
             os.fsync(self._fd)
             self._size += len(data)
 
@@ -270,8 +277,13 @@ class FileAdapter(MemoryAdapter):
             return 1
         lines, _ = _read_lines(path, tolerate_tail=False)
         header = lines[0][1] if lines else None
-        if not (isinstance(header, list) and len(header) == 4 and header[:2] == ["snapshot", _FORMAT]
-                and isinstance(header[2], int) and header[3] == len(lines) - 1):
+        if not (
+            isinstance(header, list)
+            and len(header) == 4
+            and header[:2] == ["snapshot", _FORMAT]
+            and isinstance(header[2], int)
+            and header[3] == len(lines) - 1
+        ):
             raise AdapterError(f"{path}: not a complete format-{_FORMAT} snapshot (header {header!r})")
         for number, payload in lines[1:]:
             self._load(_record(payload, path, number))
@@ -348,21 +360,28 @@ def _read_lines(path: Path, *, tolerate_tail: bool) -> tuple[list[tuple[int, Any
     if bad is not None:
         if not tolerate_tail:
             raise _corrupt(path, *bad)
-        log.warning("%s: ignoring %d torn bytes from line %d on (never acknowledged)",
-                    path, len(data) - good_end, bad[0])
+        log.warning(
+            "%s: ignoring %d torn bytes from line %d on (never acknowledged)", path, len(data) - good_end, bad[0]
+        )
     return lines, good_end
 
 
 def _record(payload: Any, path: Path, number: int) -> Record:
-    if (isinstance(payload, list) and len(payload) == 5 and payload[0] in _OPS
-            and all(isinstance(name, str) for name in payload[1:4])):
+    if (
+        isinstance(payload, list)
+        and len(payload) == 5
+        and payload[0] in _OPS
+        and all(isinstance(name, str) for name in payload[1:4])
+    ):
         return (payload[0], payload[1], payload[2], payload[3], payload[4])
     raise _corrupt(path, number, "not a set/del record")
 
 
 def _corrupt(path: Path, number: int, reason: str) -> AdapterError:
-    return AdapterError(f"{path}: line {number} is corrupt ({reason}) and is not a torn tail; "
-                        "refusing to load (restore the file, or truncate it knowingly)")
+    return AdapterError(
+        f"{path}: line {number} is corrupt ({reason}) and is not a torn tail; "
+        "refusing to load (restore the file, or truncate it knowingly)"
+    )
 
 
 # Helpers

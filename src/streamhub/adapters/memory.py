@@ -1,17 +1,21 @@
 """The embedded store held in process memory (``store_method: in_memory``), and the base of the durable one.
 
-Every write is applied synchronously (no ``await`` between reading the old value and storing the new one), so
-writes are atomic per item without locks. ``_commit`` is the hook where a durable subclass makes the write
-survive a crash before it is acknowledged and its event delivered.
+Every write is applied and numbered synchronously (no ``await`` between reading the old value, storing the new
+one and taking the group's next offset), so writes are atomic per item without locks and offsets follow the
+apply order. ``_commit`` is the hook where a durable subclass makes the write survive a crash before it is
+acknowledged; the event is then logged and delivered. The change log lives in memory only, so each adapter
+instance (each process) has its own epoch: after a restart clients resume with a fresh snapshot.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from streamhub.adapters.base import EventListener, StreamAdapter
 from streamhub.core.model import CREATE, DELETE, UPDATE, Change, ItemRef, StreamEvent
+from streamhub.core.positions import ChangeLog, LogLimits, Position, new_epoch
 from streamhub.core.update_ops import UpdateOp, apply_ops
 
 __all__ = ["MemoryAdapter", "Record"]
@@ -21,13 +25,31 @@ Record = tuple[str, str, str, str, Any]
 """A journal entry: (``"set"`` | ``"del"``, stream, group, item, value)."""
 
 
-class MemoryAdapter:
-    """Items in dicts keyed by ``(stream, group)``; events go straight to the listener."""
+class _History:
+    """A group's offsets: the last one given to a change, the last one delivered, and the recent events."""
 
-    def __init__(self) -> None:
+    __slots__ = ("assigned", "log", "published")
+
+    def __init__(self, limits: LogLimits) -> None:
+        self.assigned = 0
+        self.published = 0
+        self.log = ChangeLog(limits)
+
+
+class MemoryAdapter:
+    """Items in dicts keyed by ``(stream, group)``; events go straight to the listener.
+
+    Args:
+        limits: how much change history each group keeps for resuming clients.
+    """
+
+    def __init__(self, limits: LogLimits | None = None) -> None:
         # (stream, group) -> {item_id: value}, in first-creation order; empty groups are removed.
         self._groups: dict[GroupKey, dict[str, Any]] = {}
         self._listener: EventListener | None = None
+        self._limits = limits or LogLimits()
+        self._histories: dict[GroupKey, _History] = {}
+        self.epoch = new_epoch()
 
     # Lifecycle
 
@@ -58,15 +80,13 @@ class MemoryAdapter:
 
     async def set(self, ref: ItemRef, value: Any) -> Change:
         existed, old = self._store(ref, value)
-        return await self._acknowledge(("set", ref.stream, ref.group, ref.item, value),
-                                       Change(existed, old, value, _event(ref, UPDATE if existed else CREATE, value)))
+        return await self._stored(ref, existed, old, value)
 
     async def update(self, ref: ItemRef, ops: Sequence[UpdateOp]) -> Change:
         existed, old = self._read(ref)
         new = apply_ops(old if existed else {}, existed, ops)  # raises before anything is stored
         self._store(ref, new)
-        return await self._acknowledge(("set", ref.stream, ref.group, ref.item, new),
-                                       Change(existed, old, new, _event(ref, UPDATE if existed else CREATE, new)))
+        return await self._stored(ref, existed, old, new)
 
     async def delete(self, ref: ItemRef) -> Change:
         items = self._groups.get((ref.stream, ref.group))
@@ -76,10 +96,31 @@ class MemoryAdapter:
         if not items:
             del self._groups[(ref.stream, ref.group)]
         return await self._acknowledge(("del", ref.stream, ref.group, ref.item, None),
-                                       Change(True, old, None, _event(ref, DELETE, old)))
+                                       Change(True, old, None, self._event(ref, DELETE, old)))
 
-    async def send(self, event: StreamEvent) -> None:
-        self._emit(event)
+    async def send(self, event: StreamEvent) -> StreamEvent:
+        numbered = replace(event, offset=self._next_offset(event.stream, event.group))
+        self._emit(numbered)
+        return numbered
+
+    # Positions
+
+    async def snapshot(self, stream: str, group: str, item: str | None) -> tuple[Any, Position]:
+        items = self._groups.get((stream, group), {})
+        state = list(items.values()) if item is None else items.get(item)
+        history = self._histories.get((stream, group))
+        return state, Position(self.epoch, history.assigned if history else 0)
+
+    async def replay(self, stream: str, group: str, since: Position) -> tuple[list[StreamEvent], Position] | None:
+        if since.epoch != self.epoch:
+            return None
+        history = self._histories.get((stream, group)) or _History(self._limits)
+        if history.published < since.offset <= history.assigned:
+            return [], since  # the client's snapshot is ahead of delivery; the rest arrives live
+        events = history.log.since(since.offset, history.published)
+        if events is None:
+            return None
+        return events, Position(self.epoch, history.published)
 
     async def watch(self, stream: str, group: str) -> None:
         """Embedded stores deliver every event already."""
@@ -120,19 +161,33 @@ class MemoryAdapter:
         items[ref.item] = value
         return existed, old
 
+    async def _stored(self, ref: ItemRef, existed: bool, old: Any, new: Any) -> Change:
+        event = self._event(ref, UPDATE if existed else CREATE, new)
+        return await self._acknowledge(("set", ref.stream, ref.group, ref.item, new), Change(existed, old, new, event))
+
     async def _acknowledge(self, record: Record, change: Change) -> Change:
         await self._commit(record)
         if change.event is not None:
             self._emit(change.event)
         return change
 
+    def _event(self, ref: ItemRef, kind: str, data: Any) -> StreamEvent:
+        return StreamEvent(ref.stream, ref.group, ref.item, kind, data, offset=self._next_offset(ref.stream, ref.group))
+
+    def _next_offset(self, stream: str, group: str) -> int:
+        history = self._histories.get((stream, group))
+        if history is None:
+            history = self._histories[(stream, group)] = _History(self._limits)
+        history.assigned += 1
+        return history.assigned
+
     def _emit(self, event: StreamEvent) -> None:
+        history = self._histories.get((event.stream, event.group))
+        if history is not None and event.offset:
+            history.log.append(event)
+            history.published = event.offset
         if self._listener is not None:
             self._listener(event)
-
-
-def _event(ref: ItemRef, kind: str, data: Any) -> StreamEvent:
-    return StreamEvent(ref.stream, ref.group, ref.item, kind, data)
 
 
 _check: type[StreamAdapter] = MemoryAdapter

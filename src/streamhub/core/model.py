@@ -47,6 +47,7 @@ class StreamEvent:
 
     ``kind`` is ``create``/``update``/``delete`` (``data`` = new value, or old value for delete) or ``event``
     for a custom ``stream.send`` (``custom_type`` names it). ``item`` is None for group-wide custom events.
+    ``offset`` is the change's position in its group (0 for an event built before the adapter numbered it).
     """
 
     stream: str
@@ -56,6 +57,7 @@ class StreamEvent:
     data: Any
     custom_type: str | None = None
     timestamp: int = field(default_factory=now_ms)
+    offset: int = 0
 
     def to_wire(self) -> dict[str, Any]:
         """Return the wrapper sent to WebSocket clients and to ``stream`` triggers."""
@@ -70,6 +72,7 @@ class StreamEvent:
             "groupId": self.group,
             "id": self.item,
             "event": inner,
+            "offset": self.offset,
         }
 
     @classmethod
@@ -79,9 +82,9 @@ class StreamEvent:
         if inner["type"] == CUSTOM:
             custom = inner["event"]
             return cls(wire["streamName"], wire["groupId"], wire["id"], CUSTOM, custom["data"],
-                       custom["type"], wire["timestamp"])
+                       custom["type"], wire["timestamp"], wire.get("offset", 0))
         return cls(wire["streamName"], wire["groupId"], wire["id"], inner["type"], inner.get("data"),
-                   None, wire["timestamp"])
+                   None, wire["timestamp"], wire.get("offset", 0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
-"""What happens when a client joins, leaves or disconnects: join/leave triggers, snapshot, hub registration.
+"""What happens when a client joins, leaves or disconnects: join/leave triggers, snapshot or replay, hub.
 
 Order on join: join triggers (any ``{"unauthorized": true}`` refuses) -> register with the hub (events start
-buffering) -> read the snapshot -> send ``sync`` -> release the buffered events. So the client never misses a
-change made while its snapshot was read.
+buffering) -> read the snapshot and its position (or, for a join that carries a position, the missed events) ->
+send ``sync`` (+ replayed events) -> release the buffered events the client does not have yet. So the client
+sees every change exactly once, including those made while its snapshot was read.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from streamhub.adapters.base import StreamAdapter
-from streamhub.core.model import ItemRef
+from streamhub.core.positions import Position
 from streamhub.core.triggers import JOIN, LEAVE, TriggerIndex
 from streamhub.engine.hub import Hub, Subscription
 from streamhub.engine.outbox import Outbox
@@ -20,6 +21,7 @@ from streamhub.errors import StreamhubError
 from streamhub.protocol.client_messages import (
     SubscriptionData,
     error_frame,
+    recovered_wrapper,
     sync_wrapper,
     unauthorized_wrapper,
 )
@@ -70,14 +72,14 @@ class ClientSessions:
         if self._hub.add((conn.connection_id, sub.subscriptionId), sub.streamName, sub.groupId, live):
             await self._adapter.watch(sub.streamName, sub.groupId)
         try:
-            snapshot = await self._snapshot(sub)
+            first, floor = await self._catch_up(sub)
         except StreamhubError as exc:
             log.warning("snapshot of %s/%s failed: %s", sub.streamName, sub.groupId, exc)
             conn.session.closed(sub.subscriptionId)
             await self._unregister(conn, sub)
             conn.send(error_frame(exc))
             return
-        live.go_live(text_frame(encode(sync_wrapper(sub, snapshot))))
+        await live.go_live(first, floor)
 
     async def leave(self, conn: ClientConnection, sub: SubscriptionData) -> None:
         """Fire leave triggers, then unsubscribe (a leave for an unknown id still fires them)."""
@@ -117,11 +119,18 @@ class ClientSessions:
             except Exception as exc:
                 log.warning("leave trigger %s failed: %s", trigger.function_id, exc)
 
-    async def _snapshot(self, sub: SubscriptionData) -> Any:
-        if sub.id is None:
-            return await self._adapter.list_items(sub.streamName, sub.groupId)
-        _, value = await self._adapter.get(ItemRef(sub.streamName, sub.groupId, sub.id))
-        return value
+    async def _catch_up(self, sub: SubscriptionData) -> tuple[list[bytes], int]:
+        """The frames that bring the client up to date, and the offset they reach."""
+        if sub.position is not None:
+            since = Position(sub.position.epoch, sub.position.offset)
+            replay = await self._adapter.replay(sub.streamName, sub.groupId, since)
+            if replay is not None:
+                events, reached = replay
+                frames = [text_frame(encode(recovered_wrapper(sub, reached)))]
+                frames += [text_frame(encode(e.to_wire())) for e in events if sub.id is None or e.item == sub.id]
+                return frames, reached.offset
+        state, position = await self._adapter.snapshot(sub.streamName, sub.groupId, sub.id)
+        return [text_frame(encode(sync_wrapper(sub, state, position)))], position.offset
 
     async def _unregister(self, conn: ClientConnection, sub: SubscriptionData) -> None:
         if self._hub.remove((conn.connection_id, sub.subscriptionId), sub.streamName, sub.groupId):

@@ -2,7 +2,8 @@
 
 Each event is encoded to a WebSocket frame once per group; every matching subscription then gets the same
 ``bytes`` object. A subscription that is still waiting for its snapshot buffers frames, so the client sees
-``sync`` first and no event from the window between registering and reading the snapshot is lost.
+``sync`` first and no event from the window between registering and reading the snapshot is lost; events the
+snapshot (or replay) already covers, by offset, are dropped, so none is seen twice.
 """
 
 from __future__ import annotations
@@ -21,27 +22,43 @@ GroupKey = tuple[str, str]
 class Subscription:
     """One client subscription: a group (``item`` None) or one item, delivering into an outbox."""
 
-    __slots__ = ("buffer", "item", "outbox")
+    __slots__ = ("buffer", "buffered_bytes", "floor", "item", "outbox")
 
     def __init__(self, outbox: Outbox, item: str | None) -> None:
         self.outbox = outbox
         self.item = item
-        # Frames held back until the snapshot has been sent; None once live.
-        self.buffer: list[bytes] | None = []
+        # (offset, frame) held back until the snapshot has been sent; None once live.
+        self.buffer: list[tuple[int, bytes]] | None = []
+        self.buffered_bytes = 0  # bounded like the outbox: a client that cannot take its catch-up is cut off
+        # Events at or below this offset are already in what the client got first.
+        self.floor = 0
 
-    def deliver(self, frame: bytes) -> None:
+    def deliver(self, frame: bytes, offset: int) -> None:
         """Queue ``frame`` for the client (or hold it until the snapshot is out)."""
         if self.buffer is None:
-            self.outbox.put(frame)
+            if offset > self.floor:
+                self.outbox.put(frame)
         else:
-            self.buffer.append(frame)
+            self.buffer.append((offset, frame))
+            self.buffered_bytes += len(frame)
+            if self.buffered_bytes > self.outbox.max_pending_bytes:
+                self.outbox.cut_off()
 
-    def go_live(self, first: bytes) -> None:
-        """Send ``first`` (the snapshot), then everything held back, then stream live."""
+    async def go_live(self, first: list[bytes], floor: int) -> None:
+        """Send ``first`` (sync, then any replayed events), then held-back events past ``floor``, then live.
+
+        Large catch-ups are sent as the client reads them (``Outbox.drain``); live events keep buffering
+        meanwhile, and the switch to live happens with no ``await`` in between, so nothing slips through.
+        """
+        outbox = self.outbox
+        for frame in first:
+            outbox.put(frame)
+            await outbox.drain()
         held, self.buffer = self.buffer or [], None
-        self.outbox.put(first)
-        for frame in held:
-            self.outbox.put(frame)
+        self.floor = floor
+        for offset, frame in held:
+            if offset > floor:
+                outbox.put(frame)
 
 
 class Hub:
@@ -89,9 +106,10 @@ class Hub:
             return
         frame = text_frame(encode(event.to_wire()))
         item = event.item
+        offset = event.offset
         count = 0
         for sub in subs.values():
             if sub.item is None or sub.item == item:
-                sub.deliver(frame)
+                sub.deliver(frame, offset)
                 count += 1
         self.delivered += count

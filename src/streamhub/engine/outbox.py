@@ -1,9 +1,11 @@
 """The bounded outbound queue of one connection, with one socket write per event-loop tick.
 
 Frames put during one tick are joined and handed to the transport in a single ``write`` (the biggest lever on
-fan-out CPU: one syscall per connection per tick instead of one per frame). The bytes a connection has not yet
-taken off the kernel are bounded: past ``max_pending_bytes`` the outbox closes and calls ``on_overflow`` so the
-transport cuts the slow client off, instead of buffering without limit.
+fan-out CPU: one syscall per connection per tick instead of one per frame). What a connection may hold unsent is
+bounded by ``max_pending_bytes``: more than that queued within one tick, four times that unsent in the transport,
+or more than that still unsent one ``grace`` period after it went over, and the outbox closes and calls ``on_overflow`` so the transport cuts the
+slow client off instead of buffering without limit. The grace lets a healthy client take a burst (a large
+snapshot) that momentarily exceeds the bound. Code that sends a lot at once (a replay) awaits ``drain``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import asyncio
 from collections.abc import Callable
 
 __all__ = ["Outbox"]
+
+_DRAIN_POLL = 0.005  # seconds between checks while a large send waits for the client to read
+_HARD_FACTOR = 4  # a backlog this many times the bound is cut off at once, grace or not
 
 
 class Outbox:
@@ -22,10 +27,11 @@ class Outbox:
         buffered: bytes the transport holds that the peer has not read yet.
         on_overflow: called once when the peer cannot keep up; the outbox is closed by then.
         max_pending_bytes: the bound on queued plus transport-buffered bytes.
+        grace: seconds the transport may stay over the bound before the client is cut off.
     """
 
-    __slots__ = ("_buffered", "_flush_scheduled", "_frames", "_loop", "_max", "_on_overflow", "_pending",
-                 "_write", "closed")
+    __slots__ = ("_buffered", "_check_scheduled", "_flush_scheduled", "_frames", "_grace", "_loop", "_max",
+                 "_on_overflow", "_pending", "_write", "closed", "max_pending_bytes")
 
     def __init__(
         self,
@@ -33,14 +39,18 @@ class Outbox:
         buffered: Callable[[], int],
         on_overflow: Callable[[], None],
         max_pending_bytes: int,
+        grace: float = 1.0,
     ) -> None:
         self._write = write
         self._buffered = buffered
         self._on_overflow = on_overflow
         self._max = max_pending_bytes
+        self.max_pending_bytes = max_pending_bytes
+        self._grace = grace
         self._frames: list[bytes] = []
         self._pending = 0  # bytes in self._frames
         self._flush_scheduled = False
+        self._check_scheduled = False
         self._loop = asyncio.get_running_loop()
         self.closed = False
 
@@ -50,8 +60,8 @@ class Outbox:
             return
         self._frames.append(frame)
         self._pending += len(frame)
-        if self._pending > self._max:
-            self._overflow()
+        if self._pending > self._max and len(self._frames) > 1:
+            self._overflow()  # one frame may be large (a snapshot); a pile of them in one tick may not
             return
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -67,7 +77,23 @@ class Outbox:
         self._frames = []
         self._pending = 0
         self._write(data)
-        if self._buffered() > self._max:
+        backlog = self._buffered()
+        if backlog <= self._max:
+            return
+        if backlog - len(data) > _HARD_FACTOR * self._max:
+            self._overflow()  # far over the bound even before this write: no grace
+        elif not self._check_scheduled:
+            self._check_scheduled = True
+            self._loop.call_later(self._grace, self._check)
+
+    async def drain(self) -> None:
+        """Wait until the client has read enough that half the bound is free (or the outbox closed)."""
+        while not self.closed and self._pending + self._buffered() > self._max // 2:
+            await asyncio.sleep(_DRAIN_POLL)
+
+    def cut_off(self) -> None:
+        """Give up on this client now (it cannot keep up): close and notify the transport."""
+        if not self.closed:
             self._overflow()
 
     def close(self) -> None:
@@ -75,6 +101,11 @@ class Outbox:
         self.closed = True
         self._frames = []
         self._pending = 0
+
+    def _check(self) -> None:
+        self._check_scheduled = False
+        if not self.closed and self._buffered() > self._max:
+            self._overflow()
 
     def _overflow(self) -> None:
         self.close()

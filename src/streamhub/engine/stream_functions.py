@@ -101,8 +101,7 @@ class StreamFunctions:
             validate_name("id", item)
         event = StreamEvent(_name(payload, "stream_name"), _name(payload, "group_id"), item, CUSTOM,
                             payload.get("data"), custom_type)
-        await self._adapter.send(event)
-        await self._on_change(event)
+        await self._on_change(await self._adapter.send(event))
         return None
 
     # Private

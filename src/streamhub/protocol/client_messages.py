@@ -11,17 +11,27 @@ from typing import Any
 import msgspec
 
 from streamhub.core.model import now_ms
+from streamhub.core.positions import Position
 from streamhub.errors import StreamhubError
 
 __all__ = [
     "ClientMessage",
     "Join",
     "Leave",
+    "ResumeFrom",
     "SubscriptionData",
     "error_frame",
+    "recovered_wrapper",
     "sync_wrapper",
     "unauthorized_wrapper",
 ]
+
+
+class ResumeFrom(msgspec.Struct, frozen=True):
+    """The last position a client saw (streamhub extension): resume from there if the log allows."""
+
+    epoch: str
+    offset: int
 
 
 class SubscriptionData(msgspec.Struct, frozen=True):
@@ -31,6 +41,7 @@ class SubscriptionData(msgspec.Struct, frozen=True):
     streamName: str
     groupId: str
     id: str | None = None
+    position: ResumeFrom | None = None
 
 
 class Join(msgspec.Struct, frozen=True, tag="join", tag_field="type"):
@@ -48,9 +59,20 @@ class Leave(msgspec.Struct, frozen=True, tag="leave", tag_field="type"):
 ClientMessage = Join | Leave
 
 
-def sync_wrapper(sub: SubscriptionData, snapshot: Any) -> dict[str, Any]:
-    """The first frame of a subscription: the current value (item) or values (group)."""
-    return _wrapper(sub, {"type": "sync", "data": snapshot})
+def sync_wrapper(sub: SubscriptionData, snapshot: Any, position: Position) -> dict[str, Any]:
+    """The first frame of a fresh subscription: the current value (item) or values (group) and their position."""
+    wrapper = _wrapper(sub, {"type": "sync", "data": snapshot})
+    wrapper["position"] = position.to_wire()
+    wrapper["recovered"] = False
+    return wrapper
+
+
+def recovered_wrapper(sub: SubscriptionData, position: Position) -> dict[str, Any]:
+    """The first frame of a resumed subscription: no snapshot; the missed events follow, up to ``position``."""
+    wrapper = _wrapper(sub, {"type": "sync"})
+    wrapper["position"] = position.to_wire()
+    wrapper["recovered"] = True
+    return wrapper
 
 
 def unauthorized_wrapper(sub: SubscriptionData) -> dict[str, Any]:

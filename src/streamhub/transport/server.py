@@ -13,6 +13,7 @@ from aiohttp import web
 
 from streamhub.adapters.base import StreamAdapter
 from streamhub.config import KV_STORE, STREAM_MODULE, AdapterConfig, EngineConfig
+from streamhub.core.positions import LogLimits
 from streamhub.engine.engine import Engine
 from streamhub.errors import ConfigError
 from streamhub.transport.client_ws import ClientEndpoint, ClientEndpointSettings
@@ -119,12 +120,15 @@ def _listen(host: str, port: int, key: str) -> socket.socket:
 
 def build_adapter(config: AdapterConfig) -> StreamAdapter:
     """Instantiate the adapter a config names (importing only the backend it needs)."""
+    limits = LogLimits(size=config.change_log_size, age=config.change_log_age_ms / 1000)
     if config.class_name == KV_STORE:
         if config.store_method == "file_based":
             from streamhub.adapters.file import FileAdapter
 
-            return FileAdapter(config.file_path)
-        return _memory()
+            return FileAdapter(config.file_path, limits=limits)
+        from streamhub.adapters.memory import MemoryAdapter
+
+        return MemoryAdapter(limits)
     raise ConfigError(f"adapter class {config.class_name} is not available in this build")
 
 
