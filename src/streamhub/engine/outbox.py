@@ -2,10 +2,11 @@
 
 Frames put during one tick are joined and handed to the transport in a single ``write`` (the biggest lever on
 fan-out CPU: one syscall per connection per tick instead of one per frame). What a connection may hold unsent is
-bounded by ``max_pending_bytes``: more than that queued within one tick, four times that unsent in the transport,
-or more than that still unsent one ``grace`` period after it went over, and the outbox closes and calls ``on_overflow`` so the transport cuts the
-slow client off instead of buffering without limit. The grace lets a healthy client take a burst (a large
-snapshot) that momentarily exceeds the bound. Code that sends a lot at once (a replay) awaits ``drain``.
+bounded by ``max_pending_bytes``. The outbox closes and calls ``on_overflow`` (the transport then cuts the slow
+client off instead of buffering without limit) when more than that is queued within one tick, when four times
+that is unsent in the transport, or when more than that is still unsent one ``grace`` period after it went over.
+The grace lets a healthy client take a burst (a large snapshot) that momentarily exceeds the bound. Code that
+sends a lot at once (a replay) awaits ``drain``.
 """
 
 from __future__ import annotations
