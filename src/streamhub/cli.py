@@ -58,7 +58,8 @@ async def _serve(config: EngineConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     streams = f"ws://{config.stream.host}:{server.stream_port}" if config.stream else "(no stream module)"
-    print(f"streamhub ready: streams {streams}, workers ws://{config.host}:{server.worker_port}", flush=True)
+    rest = f", rest http://{config.rest_api.host}:{server.rest_port}" if config.rest_api else ""
+    print(f"streamhub ready: streams {streams}, workers ws://{config.host}:{server.worker_port}{rest}", flush=True)
     await stop.wait()
     log.info("shutting down")
     await server.close()

@@ -11,6 +11,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from streamhub.core.http_routes import RouteTable, parse_route
 from streamhub.core.model import StreamEvent
 from streamhub.errors import InvalidRequest
 
@@ -58,6 +59,7 @@ class TriggerIndex:
 
     def __init__(self) -> None:
         self._by_id: dict[str, Trigger] = {}
+        self.routes = RouteTable()  # the ``http`` triggers, matched by the REST API module
 
     def add(self, trigger_id: str, trigger_type: str, function_id: str, config: Any, owner: Hashable) -> Trigger:
         """Validate and store a trigger (replacing one with the same id).
@@ -81,18 +83,21 @@ class TriggerIndex:
             condition_function_id=_optional_str(config, "condition_function_id", trigger_id),
             config=config,
         )
+        if kind == HTTP:
+            self.routes.add(parse_route(trigger_id, function_id, config))
         self._by_id[trigger_id] = trigger
         return trigger
 
     def remove(self, trigger_id: str) -> Trigger | None:
         """Forget a trigger; returns it if it existed."""
+        self.routes.remove(trigger_id)
         return self._by_id.pop(trigger_id, None)
 
     def drop_owner(self, owner: Hashable) -> list[Trigger]:
         """Forget every trigger registered by ``owner`` (a disconnected worker)."""
         gone = [t for t in self._by_id.values() if t.owner == owner]
         for trigger in gone:
-            del self._by_id[trigger.id]
+            self.remove(trigger.id)
         return gone
 
     def of_type(self, kind: str) -> list[Trigger]:

@@ -12,11 +12,12 @@ import socket
 from aiohttp import web
 
 from streamhub.adapters.base import StreamAdapter
-from streamhub.config import KV_STORE, STREAM_MODULE, AdapterConfig, EngineConfig
+from streamhub.config import KV_STORE, REST_API_MODULE, STREAM_MODULE, AdapterConfig, EngineConfig
 from streamhub.core.positions import LogLimits
 from streamhub.engine.engine import Engine
 from streamhub.errors import ConfigError
 from streamhub.transport.client_ws import ClientEndpoint, ClientEndpointSettings
+from streamhub.transport.http_api import RestApi, RestApiSettings
 from streamhub.transport.worker_ws import WorkerEndpoint
 
 __all__ = ["Server", "build_adapter"]
@@ -54,33 +55,78 @@ class Server:
                     max_pending_bytes=stream.max_pending_bytes,
                 ),
             )
+        self.rest: RestApi | None = None
+        if config.rest_api is not None:
+            rest = config.rest_api
+            self.rest = RestApi(
+                self.engine,
+                RestApiSettings(
+                    timeout=rest.default_timeout_ms / 1000,
+                    concurrency=rest.concurrency_request_limit,
+                    cors_origins=rest.cors_allowed_origins,
+                    cors_methods=rest.cors_allowed_methods,
+                ),
+            )
         self._runners: list[web.AppRunner] = []
-        self.worker_port = 0  # actual bound ports (differ from the config when it asks for port 0)
-        self.stream_port = 0
+        self.ports: dict[str, int] = {}  # actual bound ports (differ from the config when it asks for port 0)
+
+    @property
+    def worker_port(self) -> int:
+        return self.ports.get("worker", 0)
+
+    @property
+    def stream_port(self) -> int:
+        return self.ports.get("stream", 0)
+
+    @property
+    def rest_port(self) -> int:
+        return self.ports.get("rest", 0)
 
     async def start(self) -> None:
         """Bind every port, then start the engine; raises ``ConfigError`` if a port is taken.
 
         Ports are bound before the store is opened so a busy port fails fast and touches no data.
         """
-        listeners = [(self.workers.routes(), _listen(self.config.host, self.config.port, "port"))]
-        stream = self.config.stream
+        listeners: list[tuple[str, list[web.RouteDef], socket.socket]] = []
         try:
-            if stream is not None and self.clients is not None:
-                listeners.append(
-                    (self.clients.routes(), _listen(stream.host, stream.port, f"{STREAM_MODULE} config.port"))
-                )
+            for name, routes, host, port, key in self._endpoints():
+                listeners.append((name, routes, _listen(host, port, key)))
         except ConfigError:
-            listeners[0][1].close()
+            for _, _, sock in listeners:
+                sock.close()
             raise
         await self.engine.start()
         try:
-            bound = [await self._serve(routes, sock) for routes, sock in listeners]
+            for name, routes, sock in listeners:
+                self.ports[name] = await self._serve(routes, sock)
         except BaseException:
             await self.close()
             raise
-        self.worker_port = bound[0]
-        self.stream_port = bound[1] if len(bound) > 1 else 0
+
+    def _endpoints(self) -> list[tuple[str, list[web.RouteDef], str, int, str]]:
+        config = self.config
+        endpoints = [("worker", self.workers.routes(), config.host, config.port, "port")]
+        if config.stream is not None and self.clients is not None:
+            endpoints.append(
+                (
+                    "stream",
+                    self.clients.routes(),
+                    config.stream.host,
+                    config.stream.port,
+                    f"{STREAM_MODULE} config.port",
+                )
+            )
+        if config.rest_api is not None and self.rest is not None:
+            endpoints.append(
+                (
+                    "rest",
+                    self.rest.routes(),
+                    config.rest_api.host,
+                    config.rest_api.port,
+                    f"{REST_API_MODULE} config.port",
+                )
+            )
+        return endpoints
 
     async def close(self) -> None:
         """Close sockets (clients see 1001), then the engine (flushing the store)."""
