@@ -20,7 +20,8 @@ from streamhub.engine.engine import Engine
 from streamhub.engine.outbox import Outbox
 from streamhub.errors import InvalidRequest
 from streamhub.protocol import close_codes
-from streamhub.protocol.client_messages import Join, SubscriptionData, error_frame
+from streamhub.protocol.client_messages import Join, error_frame
+from streamhub.protocol.codec import encode
 from streamhub.transport.auth import AuthDecision, authenticate
 
 __all__ = ["ClientEndpoint", "ClientEndpointSettings"]
@@ -143,8 +144,6 @@ def _first_offered_protocol(request: web.Request) -> tuple[str, ...]:
 
 
 def _join_frame(stream: str, group: str) -> bytes:
-    from streamhub.protocol.codec import encode
-
-    data = SubscriptionData(subscriptionId=f"url:{stream}/{group}", streamName=stream, groupId=group)
-    return encode({"type": "join", "data": {"subscriptionId": data.subscriptionId, "streamName": stream,
+    """The join a client would send for the documented ``/stream/<stream>/<group>/`` URL form."""
+    return encode({"type": "join", "data": {"subscriptionId": f"url:{stream}/{group}", "streamName": stream,
                                             "groupId": group}})
