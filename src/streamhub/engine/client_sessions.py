@@ -2,11 +2,13 @@
 
 Order on join: join triggers (any ``{"unauthorized": true}`` refuses) -> register with the hub (events start
 buffering) -> read the snapshot -> send ``sync`` -> release the buffered events. So the client never misses a
-change made while its snapshot was read.
+change made while its snapshot was read. A resync (the adapter reports that a group's events may have been lost)
+runs the same steps for every subscription of the group, without triggers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -57,6 +59,7 @@ class ClientSessions:
         self._triggers = triggers
         self._call = call
         self._timeout = join_timeout
+        self._resyncs: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     async def join(self, conn: ClientConnection, sub: SubscriptionData) -> None:
         """Subscribe ``conn`` unless a join trigger refuses; sends ``sync`` then live events."""
@@ -66,7 +69,8 @@ class ClientSessions:
         replaced = conn.session.opened(sub)
         if replaced is not None:
             await self._unregister(conn, replaced)
-        live = Subscription(conn.outbox, sub.id)
+        live = Subscription(conn.outbox, sub.id, sub)
+        held = live.buffer
         if self._hub.add((conn.connection_id, sub.subscriptionId), sub.streamName, sub.groupId, live):
             await self._adapter.watch(sub.streamName, sub.groupId)
         try:
@@ -77,7 +81,7 @@ class ClientSessions:
             await self._unregister(conn, sub)
             conn.send(error_frame(exc))
             return
-        live.go_live(text_frame(encode(sync_wrapper(sub, snapshot))))
+        live.go_live(text_frame(encode(sync_wrapper(sub, snapshot))), held)
 
     async def leave(self, conn: ClientConnection, sub: SubscriptionData) -> None:
         """Fire leave triggers, then unsubscribe (a leave for an unknown id still fires them)."""
@@ -96,7 +100,58 @@ class ClientSessions:
         for sub in remaining:
             await self._fire_leave(conn, sub)
 
+    def resync(self, stream: str, group: str) -> None:
+        """Give every subscription of the group a fresh ``sync``: the adapter may have lost some of its events.
+
+        Called synchronously before the adapter delivers the group's next event, so that event is held back
+        until the new snapshot (read after this call) has been sent.
+        """
+        held = [(sub, sub.hold()) for sub in self._hub.subscriptions(stream, group) if sub.data is not None]
+        if not held:
+            return
+        key = (stream, group)
+        previous = self._resyncs.pop(key, None)
+        if previous is not None:
+            previous.cancel()  # its snapshots may predate the gap; the new holds supersede them anyway
+        task = asyncio.create_task(self._resend(key, held))
+        self._resyncs[key] = task
+        task.add_done_callback(lambda done: self._forget(key, done))
+
+    async def close(self) -> None:
+        """Stop pending resyncs (their subscribers are going away with the engine)."""
+        for task in list(self._resyncs.values()):
+            task.cancel()
+        self._resyncs.clear()
+
     # Private
+
+    async def _resend(self, group: tuple[str, str], held: list[tuple[Subscription, list[bytes]]]) -> None:
+        """Read snapshots until the store answers (it may still be recovering), then release each subscription."""
+        delay = 0.05
+        while True:
+            try:
+                snapshots = await self._resync_snapshots(held)
+                break
+            except StreamhubError as exc:
+                log.warning("resync of %s/%s failed, retrying in %.2fs: %s", group[0], group[1], delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        for (sub, token), snapshot in zip(held, snapshots, strict=True):
+            assert sub.data is not None
+            sub.go_live(text_frame(encode(sync_wrapper(sub.data, snapshot))), token)
+
+    def _forget(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
+        if self._resyncs.get(key) is task:
+            del self._resyncs[key]
+
+    async def _resync_snapshots(self, held: list[tuple[Subscription, list[bytes]]]) -> list[Any]:
+        """One read per distinct snapshot (the group's items once, each watched item once)."""
+        cache: dict[str | None, Any] = {}
+        for sub, _ in held:
+            assert sub.data is not None
+            if sub.data.id not in cache:
+                cache[sub.data.id] = await self._snapshot(sub.data)
+        return [cache[sub.item] for sub, _ in held]
 
     async def _refused(self, conn: ClientConnection, sub: SubscriptionData) -> bool:
         refused = False

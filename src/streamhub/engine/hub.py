@@ -2,7 +2,9 @@
 
 Each event is encoded to a WebSocket frame once per group; every matching subscription then gets the same
 ``bytes`` object. A subscription that is still waiting for its snapshot buffers frames, so the client sees
-``sync`` first and no event from the window between registering and reading the snapshot is lost.
+``sync`` first and no event from the window between registering and reading the snapshot is lost. The same
+buffering serves a resync (the adapter may have lost events of a group): ``hold`` starts a new buffer, and only the
+snapshot read after that hold may end it, so a client never sees a snapshot older than an event it already got.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Hashable
 
 from streamhub.core.model import StreamEvent
 from streamhub.engine.outbox import Outbox
+from streamhub.protocol.client_messages import SubscriptionData
 from streamhub.protocol.codec import encode, text_frame
 
 __all__ = ["Hub", "Subscription"]
@@ -19,13 +22,17 @@ GroupKey = tuple[str, str]
 
 
 class Subscription:
-    """One client subscription: a group (``item`` None) or one item, delivering into an outbox."""
+    """One client subscription: a group (``item`` None) or one item, delivering into an outbox.
 
-    __slots__ = ("buffer", "item", "outbox")
+    ``data`` is the client's join (needed to build a fresh ``sync`` when the group is resynced).
+    """
 
-    def __init__(self, outbox: Outbox, item: str | None) -> None:
+    __slots__ = ("buffer", "data", "item", "outbox")
+
+    def __init__(self, outbox: Outbox, item: str | None, data: SubscriptionData | None = None) -> None:
         self.outbox = outbox
         self.item = item
+        self.data = data
         # Frames held back until the snapshot has been sent; None once live.
         self.buffer: list[bytes] | None = []
 
@@ -36,12 +43,24 @@ class Subscription:
         else:
             self.buffer.append(frame)
 
-    def go_live(self, first: bytes) -> None:
-        """Send ``first`` (the snapshot), then everything held back, then stream live."""
+    def hold(self) -> list[bytes]:
+        """Start buffering anew (a fresh snapshot is coming); returns the token ``go_live`` must be given."""
+        self.buffer = []
+        return self.buffer
+
+    def go_live(self, first: bytes, held: list[bytes] | None = None) -> bool:
+        """Send ``first`` (the snapshot), then everything held back, then stream live.
+
+        With ``held`` (a token from ``hold`` or the initial ``buffer``), do nothing and return False if a later
+        ``hold`` superseded it: that snapshot may be older than events the newer one will cover.
+        """
+        if held is not None and self.buffer is not held:
+            return False
         held, self.buffer = self.buffer or [], None
         self.outbox.put(first)
         for frame in held:
             self.outbox.put(frame)
+        return True
 
 
 class Hub:
@@ -77,6 +96,10 @@ class Hub:
             return False
         del self._groups[(stream, group)]
         return True
+
+    def subscriptions(self, stream: str, group: str) -> list[Subscription]:
+        """The subscriptions of one group, in registration order."""
+        return list(self._groups.get((stream, group), {}).values())
 
     def watched(self) -> list[GroupKey]:
         """Every group with at least one subscription."""

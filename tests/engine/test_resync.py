@@ -1,0 +1,120 @@
+"""Engine side of an adapter gap: subscribers of the group get a fresh ``sync`` before any later event.
+
+The gap itself is staged: a memory store whose event delivery is switched off for some writes (the real fault,
+a Redis outage, is exercised in ``tests/adapters/test_redis_faults.py``). Everything else is real sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from streamhub.adapters.base import EventListener, GapListener
+from streamhub.adapters.memory import MemoryAdapter
+from streamhub.core.model import ItemRef, StreamEvent
+from streamhub.errors import AdapterError
+from streamhub.transport.server import Server
+from tests.conftest import make_config, stream_url
+from tests.helpers import Subscriber
+
+
+class LossyAdapter(MemoryAdapter):
+    """Stores every write; drops the events of writes made while ``losing`` is set, like a broken bus."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.losing = False
+        self.failing_reads = 0
+        self.gap: GapListener | None = None
+
+    async def start(self, listener: EventListener, on_gap: GapListener | None = None) -> None:
+        await super().start(listener, on_gap)
+        self.gap = on_gap
+
+    def _emit(self, event: StreamEvent) -> None:
+        if not self.losing:
+            super()._emit(event)
+
+    async def list_items(self, stream: str, group: str) -> list[object]:
+        if self.failing_reads:
+            self.failing_reads -= 1
+            raise AdapterError("store unreachable", temporary=True)
+        return await super().list_items(stream, group)
+
+
+@pytest.fixture
+async def lossy() -> AsyncIterator[tuple[Server, LossyAdapter]]:
+    adapter = LossyAdapter()
+    srv = Server(make_config(), adapter=adapter)
+    await srv.start()
+    try:
+        yield srv, adapter
+    finally:
+        await srv.close()
+
+
+async def test_gap_sends_fresh_sync_to_group_and_item_subscribers_before_later_events(
+        lossy: tuple[Server, LossyAdapter]) -> None:
+    srv, adapter = lossy
+    await adapter.set(ItemRef("s", "g", "a"), 1)
+    async with Subscriber(stream_url(srv)) as sub, Subscriber(stream_url(srv)) as other:
+        await sub.join("s", "g", sub_id="group")
+        await sub.join("s", "g", item="a", sub_id="item")
+        await other.join("s", "elsewhere", sub_id="other")
+        assert [(await sub.next())["event"] for _ in range(2)] == [{"type": "sync", "data": [1]},
+                                                                    {"type": "sync", "data": 1}]
+        assert (await other.next())["event"]["type"] == "sync"
+        adapter.losing = True
+        await adapter.set(ItemRef("s", "g", "a"), 2)  # nobody hears about these two
+        await adapter.set(ItemRef("s", "g", "b"), 3)
+        adapter.losing = False
+        assert adapter.gap is not None
+        adapter.gap("s", "g")
+        await adapter.set(ItemRef("s", "g", "a"), 4)  # delivered right after the gap: must follow the new sync
+        frames = [await sub.next() for _ in range(4)]
+        # Each subscription: its sync, then the held-back update. The snapshot is read after the gap, so it
+        # may already hold the later write too (as on join).
+        group_sync, group_update, item_sync, item_update = (frame["event"] for frame in frames)
+        assert [frame["id"] for frame in frames] == [None, "a", "a", "a"]
+        assert group_sync in ({"type": "sync", "data": [2, 3]}, {"type": "sync", "data": [4, 3]})
+        assert item_sync in ({"type": "sync", "data": 2}, {"type": "sync", "data": 4})
+        assert group_update == item_update == {"type": "update", "data": 4}
+        with pytest.raises(asyncio.TimeoutError):
+            await other.next(wait=0.2)  # other groups are left alone
+
+
+async def test_resync_retries_until_the_store_answers(lossy: tuple[Server, LossyAdapter]) -> None:
+    srv, adapter = lossy
+    async with Subscriber(stream_url(srv)) as sub:
+        await sub.join("s", "g")
+        assert (await sub.next())["event"] == {"type": "sync", "data": []}
+        adapter.losing = True
+        await adapter.set(ItemRef("s", "g", "a"), 1)
+        adapter.losing = False
+        adapter.failing_reads = 2
+        assert adapter.gap is not None
+        adapter.gap("s", "g")
+        await adapter.set(ItemRef("s", "g", "b"), 2)
+        assert (await sub.next())["event"] == {"type": "sync", "data": [1, 2]}
+        assert (await sub.next())["event"] == {"type": "create", "data": 2}
+        assert adapter.failing_reads == 0
+
+
+async def test_second_gap_supersedes_a_pending_resync(lossy: tuple[Server, LossyAdapter]) -> None:
+    srv, adapter = lossy
+    async with Subscriber(stream_url(srv)) as sub:
+        await sub.join("s", "g")
+        assert (await sub.next())["event"] == {"type": "sync", "data": []}
+        assert adapter.gap is not None
+        adapter.failing_reads = 1
+        adapter.gap("s", "g")  # its first read fails; before it retries, another gap arrives
+        await asyncio.sleep(0)
+        adapter.losing = True
+        await adapter.set(ItemRef("s", "g", "a"), 1)
+        adapter.losing = False
+        adapter.gap("s", "g")
+        assert (await sub.next())["event"] == {"type": "sync", "data": [1]}
+        with pytest.raises(asyncio.TimeoutError):
+            await sub.next(wait=0.3)  # exactly one sync: the superseded resync sent nothing
