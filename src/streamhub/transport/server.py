@@ -12,7 +12,7 @@ import socket
 from aiohttp import web
 
 from streamhub.adapters.base import StreamAdapter
-from streamhub.config import KV_STORE, STREAM_MODULE, AdapterConfig, EngineConfig
+from streamhub.config import KV_STORE, REDIS_ADAPTER, STREAM_MODULE, AdapterConfig, EngineConfig
 from streamhub.engine.engine import Engine
 from streamhub.errors import ConfigError
 from streamhub.transport.client_ws import ClientEndpoint, ClientEndpointSettings
@@ -72,7 +72,12 @@ class Server:
         except ConfigError:
             listeners[0][1].close()
             raise
-        await self.engine.start()
+        try:
+            await self.engine.start()
+        except BaseException:
+            for _, sock in listeners:
+                sock.close()
+            raise
         try:
             bound = [await self._serve(routes, sock) for routes, sock in listeners]
         except BaseException:
@@ -125,6 +130,10 @@ def build_adapter(config: AdapterConfig) -> StreamAdapter:
 
             return FileAdapter(config.file_path)
         return _memory()
+    if config.class_name == REDIS_ADAPTER:
+        from streamhub.adapters.redis import RedisAdapter
+
+        return RedisAdapter(config.redis_url, config.key_prefix)
     raise ConfigError(f"adapter class {config.class_name} is not available in this build")
 
 
