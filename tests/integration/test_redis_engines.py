@@ -190,7 +190,7 @@ async def _drain(sub: Subscriber) -> list[dict[str, Any]]:
     while True:
         try:
             frames.append(await sub.next(wait=1.0))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return frames
 
 
