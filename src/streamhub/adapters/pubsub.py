@@ -56,7 +56,7 @@ class Subscriber:
         on_gap: gets ``(stream, group)`` when that group is subscribed again after a break.
         where: names the server in log lines and errors (no credentials).
         health_interval: idle seconds before a PING; no answer within as long again means a dead connection.
-        timeout: seconds ``start`` and ``watch`` wait for Redis.
+        timeout: seconds ``watch`` waits for a SUBSCRIBE to be confirmed (``start``: at least 5 s).
     """
 
     def __init__(self, new_link: Callable[[], Link], listener: EventListener, on_gap: GapListener | None, *,
@@ -79,11 +79,11 @@ class Subscriber:
         """Connect; raises ``AdapterError`` if Redis cannot be reached within the timeout."""
         self._task = asyncio.create_task(self._run(), name="streamhub-redis-subscriber")
         try:
-            await asyncio.wait_for(self._up.wait(), self._timeout)
+            await asyncio.wait_for(self._up.wait(), max(self._timeout, 5.0))
         except TimeoutError:
             await self.close()
             raise AdapterError(f"Redis at {self._where}: pub/sub connection not established within "
-                               f"{self._timeout}s", temporary=True) from None
+                               f"{max(self._timeout, 5.0)}s", temporary=True) from None
 
     async def close(self) -> None:
         """Stop reconnecting and drop the connection."""
@@ -203,7 +203,10 @@ class Subscriber:
             self._gapped.discard(channel)
             group = self._wanted.get(channel)
             if group is not None and self._on_gap is not None:
-                self._on_gap(*group)
+                try:
+                    self._on_gap(*group)
+                except Exception:
+                    log.exception("gap listener failed on %s/%s", *group)
 
     def _deliver(self, channel: bytes, data: bytes) -> None:
         if channel not in self._wanted:

@@ -79,7 +79,7 @@ class RedisAdapter:
         self._delete = self._redis.register_script(_script("delete.lua"))
         self._list = self._redis.register_script(_script("list.lua"))
         self._subscriber: Subscriber | None = None
-        self._updating: dict[tuple[str, str, str], asyncio.Lock] = {}
+        self._updating: dict[tuple[str, str, str], tuple[asyncio.Lock, list[int]]] = {}  # lock, [users]
         self.update_races = 0  # compare-and-set attempts that lost to another writer (metrics, tests)
 
     # Lifecycle
@@ -88,7 +88,7 @@ class RedisAdapter:
         """Check Redis answers, then open the pub/sub connection; raises ``AdapterError`` if unreachable."""
         await self._call("connecting", self._redis.ping())
         self._subscriber = Subscriber(self._link, listener, on_gap, where=self.where,
-                                      health_interval=self._health, timeout=max(self._timeout, 5.0))
+                                      health_interval=self._health, timeout=self._timeout)
         await self._subscriber.start()
 
     async def close(self) -> None:
@@ -205,13 +205,16 @@ class RedisAdapter:
     def _updating_item(self, ref: ItemRef) -> Iterator[asyncio.Lock]:
         """The lock serialising this engine's updates of one item; dropped when nobody holds or awaits it."""
         key = (ref.stream, ref.group, ref.item)
-        lock = self._updating.get(key)
-        if lock is None:
-            lock = self._updating[key] = asyncio.Lock()
+        entry = self._updating.get(key)
+        if entry is None:
+            entry = self._updating[key] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
         try:
             yield lock
         finally:
-            if not lock.locked() and self._updating.get(key) is lock:
+            users[0] -= 1
+            if not users[0]:
                 del self._updating[key]
 
     async def _read_item(self, ref: ItemRef) -> bytes | None:
