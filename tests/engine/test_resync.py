@@ -1,7 +1,8 @@
-"""Engine side of an adapter gap: subscribers of the group get a fresh ``sync`` before any later event.
+"""Engine side of a distributed adapter: gaps get a fresh ``sync``; no snapshot is read before a watch is live.
 
-The gap itself is staged: a memory store whose event delivery is switched off for some writes (the real fault,
-a Redis outage, is exercised in ``tests/adapters/test_redis_faults.py``). Everything else is real sockets.
+The adapter's behaviour is staged with a memory store whose event delivery can be switched off (the real
+faults, a Redis outage, are exercised in ``tests/adapters/test_redis_faults.py``). Everything else is real
+sockets.
 """
 
 from __future__ import annotations
@@ -118,3 +119,38 @@ async def test_second_gap_supersedes_a_pending_resync(lossy: tuple[Server, Lossy
         assert (await sub.next())["event"] == {"type": "sync", "data": [1]}
         with pytest.raises(asyncio.TimeoutError):
             await sub.next(wait=0.3)  # exactly one sync: the superseded resync sent nothing
+
+
+class SlowWatchAdapter(MemoryAdapter):
+    """Delivers only events of watched groups, and its first ``watch`` completes only when released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.watched: set[tuple[str, str]] = set()
+
+    async def watch(self, stream: str, group: str) -> None:
+        await self.release.wait()
+        self.watched.add((stream, group))
+
+    def _emit(self, event: StreamEvent) -> None:
+        if (event.stream, event.group) in self.watched:
+            super()._emit(event)
+
+
+async def test_later_joins_wait_for_the_watch_the_first_join_started() -> None:
+    adapter = SlowWatchAdapter()
+    srv = Server(make_config(), adapter=adapter)
+    await srv.start()
+    try:
+        async with Subscriber(stream_url(srv)) as first, Subscriber(stream_url(srv)) as second:
+            await first.join("s", "g")
+            await asyncio.sleep(0.05)  # first's watch is in flight
+            await second.join("s", "g")
+            await asyncio.sleep(0.05)
+            await adapter.set(ItemRef("s", "g", "a"), 1)  # before the watch is live: no event for anyone
+            adapter.release.set()
+            for sub in (first, second):  # so both snapshots must be read after the watch, and hold the write
+                assert (await sub.next())["event"] == {"type": "sync", "data": [1]}
+    finally:
+        await srv.close()

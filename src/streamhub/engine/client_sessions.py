@@ -60,6 +60,7 @@ class ClientSessions:
         self._call = call
         self._timeout = join_timeout
         self._resyncs: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._watching: dict[tuple[str, str], asyncio.Future[None]] = {}  # watch() calls still in flight
 
     async def join(self, conn: ClientConnection, sub: SubscriptionData) -> None:
         """Subscribe ``conn`` unless a join trigger refuses; sends ``sync`` then live events."""
@@ -71,8 +72,8 @@ class ClientSessions:
             await self._unregister(conn, replaced)
         live = Subscription(conn.outbox, sub.id, sub)
         held = live.buffer
-        if self._hub.add((conn.connection_id, sub.subscriptionId), sub.streamName, sub.groupId, live):
-            await self._adapter.watch(sub.streamName, sub.groupId)
+        first = self._hub.add((conn.connection_id, sub.subscriptionId), sub.streamName, sub.groupId, live)
+        await self._watched(sub.streamName, sub.groupId, first)
         try:
             snapshot = await self._snapshot(sub)
         except StreamhubError as exc:
@@ -124,6 +125,25 @@ class ClientSessions:
         self._resyncs.clear()
 
     # Private
+
+    async def _watched(self, stream: str, group: str, first: bool) -> None:
+        """Return once the adapter delivers the group's events: a snapshot read earlier could miss some.
+
+        The first subscriber of a group starts the watch; later ones wait for it if it is still in flight.
+        """
+        key = (stream, group)
+        if not first:
+            pending = self._watching.get(key)
+            if pending is not None:
+                await asyncio.shield(pending)
+            return
+        watching = asyncio.ensure_future(self._adapter.watch(stream, group))
+        self._watching[key] = watching
+        try:
+            await asyncio.shield(watching)
+        finally:
+            if self._watching.get(key) is watching:
+                del self._watching[key]
 
     async def _resend(self, group: tuple[str, str], held: list[tuple[Subscription, list[bytes]]]) -> None:
         """Read snapshots until the store answers (it may still be recovering), then release each subscription."""
