@@ -7,6 +7,8 @@ restarted under them.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import CallFailed, Subscriber, TestWorker, timeout
+from tests.helpers import CallFailed, Subscriber, TestWorker, free_port, timeout
 from tests.process import EngineProcess
 from tests.redis_server import RedisServer
 
@@ -206,3 +208,19 @@ def _client_state(frames: list[dict[str, Any]]) -> dict[str, Any]:
         elif event["type"] == "delete":
             state.pop(event["data"]["id"], None)
     return state
+
+
+@pytest.mark.parametrize(("url", "code", "shown"), [
+    ("redis://user:secret@127.0.0.1:{port}", 1, "redis://user:***@127.0.0.1:{port}"),  # nothing listens there
+    ("redis://127.0.0.1:notaport", 2, "redis://127.0.0.1:notaport"),
+])
+def test_unusable_redis_stops_start_up_with_one_clear_line(tmp_path: Path, url: str, code: int, shown: str) -> None:
+    port = free_port()
+    engine = EngineProcess(tmp_path, config=EXAMPLES / "engine-a.yaml", env={"REDIS_URL": url.format(port=port)})
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "streamhub", "serve", "-c", str(engine.config)], env=engine.env,
+                            capture_output=True, text=True, timeout=timeout(30))
+    assert time.monotonic() - started < timeout(10)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == code and len(lines) == 1, result.stderr
+    assert shown.format(port=port) in lines[0] and "secret" not in lines[0]

@@ -122,11 +122,6 @@ class Subscriber:
             except Exception as exc:  # a broken connection holds no subscription worth releasing
                 log.debug("UNSUBSCRIBE %r failed: %s", channel, exc)
 
-    @property
-    def connected(self) -> bool:
-        """Whether the subscription connection is up (for health reports and tests)."""
-        return self._link is not None
-
     # Connection loop
 
     async def _run(self) -> None:

@@ -39,7 +39,7 @@ from streamhub.adapters.keys import RedisKeys, decode_name, encode_name
 from streamhub.adapters.pubsub import Subscriber
 from streamhub.core.model import CREATE, DELETE, UPDATE, Change, ItemRef, StreamEvent, now_ms
 from streamhub.core.update_ops import UpdateOp, apply_ops
-from streamhub.errors import AdapterError
+from streamhub.errors import AdapterError, ConfigError
 
 __all__ = ["RedisAdapter"]
 
@@ -65,15 +65,17 @@ class RedisAdapter:
 
     def __init__(self, url: str, key_prefix: str = "streamhub:", *, timeout: float = 2.0,
                  connect_timeout: float = 1.0, health_interval: float = 1.0, max_connections: int = 64) -> None:
-        self._url = url
         self.where = _redact(url)
         self.keys = RedisKeys(key_prefix)
         self._timeout = timeout
         self._health = health_interval
-        self._pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=timeout, socket_timeout=timeout,
-            socket_connect_timeout=connect_timeout, retry=Retry(NoBackoff(), 0),
-            protocol=2)  # RESP2 on every redis-py version: pub/sub messages are plain replies of read_response
+        try:
+            self._pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=timeout, socket_timeout=timeout,
+                socket_connect_timeout=connect_timeout, retry=Retry(NoBackoff(), 0),
+                protocol=2)  # RESP2 on every redis-py version: pub/sub messages are plain replies of read_response
+        except ValueError as exc:
+            raise ConfigError(f"redis_url {self.where} is not a usable Redis URL: {exc}") from None
         self._redis = aioredis.Redis(connection_pool=self._pool, retry=Retry(NoBackoff(), 0))
         self._write = self._redis.register_script(_script("write.lua"))
         self._delete = self._redis.register_script(_script("delete.lua"))
@@ -271,11 +273,10 @@ def _where(ref: ItemRef) -> str:
 def _redact(url: str) -> str:
     """The URL without its password, for messages."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}"))
 
 
 _check: type[StreamAdapter] = RedisAdapter
