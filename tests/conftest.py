@@ -1,14 +1,16 @@
-"""Shared fixtures: an engine serving real sockets on free ports, inside the test's event loop."""
+"""Shared fixtures: an engine serving real sockets on free ports, inside the test's event loop; a redis-server."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 
 import pytest
 
 from streamhub.config import AdapterConfig, EngineConfig, StreamModuleConfig
 from streamhub.transport.server import Server
+from tests.redis_server import RedisServer
 
 
 def make_config(**stream: object) -> EngineConfig:
@@ -33,3 +35,20 @@ def worker_url(srv: Server) -> str:
 
 def stream_url(srv: Server) -> str:
     return f"ws://127.0.0.1:{srv.stream_port}/"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session; tests keep apart by key prefix (``key_prefix``)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """A key prefix no other test uses."""
+    return f"test-{uuid.uuid4().hex[:12]}:"

@@ -12,12 +12,23 @@ from tests.helpers import free_port, timeout
 
 
 class EngineProcess:
-    """``python -m streamhub serve -c <config>`` in a subprocess, with the ports it was given."""
+    """``python -m streamhub serve -c <config>`` in a subprocess, with the ports it was given.
 
-    def __init__(self, workdir: Path, adapter_yaml: str | None = None) -> None:
+    By default the config is written from ``adapter_yaml``; ``config`` runs an existing file instead, which
+    must take its ports from ``${WORKER_PORT}`` and ``${STREAM_PORT}`` (``env`` adds more variables).
+    """
+
+    def __init__(self, workdir: Path, adapter_yaml: str | None = None, *, config: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.worker_port = free_port()
         self.stream_port = free_port()
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "WORKER_PORT": str(self.worker_port),
+                    "STREAM_PORT": str(self.stream_port), **(env or {})}
+        self.proc: asyncio.subprocess.Process | None = None
+        if config is not None:
+            self.config = config
+            return
         adapter = adapter_yaml or (
             "adapter:\n        class: modules::stream::adapters::KvStore\n"
             f"        config:\n          store_method: file_based\n          file_path: {workdir / 'data'}\n")
@@ -30,7 +41,6 @@ class EngineProcess:
             f"      port: {self.stream_port}\n"
             f"      {adapter}"
         )
-        self.proc: asyncio.subprocess.Process | None = None
 
     @property
     def worker_url(self) -> str:
@@ -43,7 +53,7 @@ class EngineProcess:
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "streamhub", "serve", "-c", str(self.config), "--log-level", "WARNING",
-            cwd=self.workdir, stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            cwd=self.workdir, stdout=asyncio.subprocess.PIPE, env=self.env)
         assert self.proc.stdout is not None
         line = await asyncio.wait_for(self.proc.stdout.readline(), timeout(20))
         assert line.startswith(b"streamhub ready"), line

@@ -28,6 +28,10 @@ LAYERS = {
     "streamhub.protocol.worker_messages": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport"],
     "streamhub.adapters.file": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport", "streamhub.protocol"],
     "streamhub.engine.engine": ["aiohttp", "redis", "streamhub.transport"],
+    # the Redis client stays inside adapters/redis.py: its helpers and the engine never load it
+    "streamhub.adapters.pubsub": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport", "streamhub.protocol"],
+    "streamhub.adapters.keys": ["redis", "streamhub.engine", "streamhub.transport", "streamhub.protocol"],
+    "streamhub.adapters.redis": ["aiohttp", "streamhub.engine", "streamhub.transport", "streamhub.protocol"],
 }
 
 

@@ -1,6 +1,7 @@
 """``streamhub serve [-c FILE]``: load the config, run the engine until SIGINT/SIGTERM.
 
-Exit codes: 0 after a clean stop, 2 for an unusable config (one line on stderr naming the key).
+Exit codes: 0 after a clean stop, 2 for an unusable config (one line on stderr naming the key), 1 when the
+store cannot be opened (one line on stderr, e.g. naming the unreachable Redis URL).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 
 from streamhub import __version__
 from streamhub.config import EngineConfig, default_config, load_config
-from streamhub.errors import ConfigError
+from streamhub.errors import ConfigError, StreamhubError
 
 __all__ = ["main"]
 
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"streamhub: config error: {exc.message}", file=sys.stderr)
         return 2
+    except StreamhubError as exc:
+        print(f"streamhub: cannot start: {exc.message}", file=sys.stderr)
+        return 1
     return 0
 
 

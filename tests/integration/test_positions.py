@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from streamhub.adapters.file import FileAdapter
 from streamhub.adapters.memory import MemoryAdapter
 from streamhub.core.positions import LogLimits
 from streamhub.transport.server import Server
+from tests.adapters.conftest import make_adapter
 from tests.conftest import make_config, stream_url, worker_url
-from tests.helpers import RawClient, Subscriber, TestWorker
+from tests.helpers import RawClient, Subscriber, TestWorker, timeout
 from tests.process import EngineProcess
 
 
@@ -22,10 +22,9 @@ def _set(i: int, group: str = "g", item: str | None = None) -> dict[str, Any]:
     return {"stream_name": "s", "group_id": group, "item_id": item or f"i{i}", "data": {"n": i}}
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=["memory", "file", pytest.param("redis", marks=pytest.mark.redis)])
 async def any_server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
-    adapter = MemoryAdapter() if request.param == "memory" else FileAdapter(tmp_path / "data")
-    srv = Server(make_config(), adapter=adapter)
+    srv = Server(make_config(), adapter=make_adapter(request.param, request, tmp_path))
     await srv.start()
     try:
         yield srv
@@ -118,33 +117,39 @@ async def test_no_snapshot_race_under_concurrent_writer(any_server: Server) -> N
     """1,000 joins while a writer changes the group: every joiner sees every later change exactly once."""
     stop = asyncio.Event()
 
-    async def write(worker: TestWorker) -> None:
+    async def write(worker: TestWorker) -> int:
         i = 0
         while not stop.is_set():
             await asyncio.gather(*(worker.call("stream.set", _item(i + k)) for k in range(5)))
             i += 5
+            await asyncio.sleep(0.001)  # a steady writer, not a flood: the clients share this process's loop
+        return i
 
-    async def rejoin(sub: Subscriber) -> None:
+    async def rejoin(sub: Subscriber, checker: SegmentChecker) -> None:
         for round_ in range(100):
             if round_:
                 await sub.leave("s", "g", str(round_ - 1))
             await sub.join("s", "g", sub_id=str(round_))
-            await asyncio.sleep(0)
+            await checker.synced(round_ + 1)  # like a real client: the next rejoin after this sync
 
     async with TestWorker(worker_url(any_server)) as worker:
         subscribers = [Subscriber(stream_url(any_server)) for _ in range(10)]
-        for sub in subscribers:
-            await sub.__aenter__()
-        writer = asyncio.create_task(write(worker))
-        await asyncio.gather(*(rejoin(sub) for sub in subscribers))
-        stop.set()
-        await writer
-        await worker.call("stream.send", {"stream_name": "s", "group_id": "g", "type": "end", "data": None})
-        final = await worker.call("stream.list", {"stream_name": "s", "group_id": "g"})
-        for sub in subscribers:
-            state = await _check_segments(sub)
-            assert sorted(state.values(), key=lambda v: v["id"]) == sorted(final, key=lambda v: v["id"])
-            await sub.__aexit__(None, None, None)
+        try:
+            for sub in subscribers:
+                await sub.__aenter__()
+            checkers = [SegmentChecker(sub) for sub in subscribers]
+            checking = [asyncio.create_task(checker.run()) for checker in checkers]
+            writer = asyncio.create_task(write(worker))
+            await asyncio.gather(*(rejoin(sub, checker) for sub, checker in zip(subscribers, checkers, strict=True)))
+            stop.set()
+            assert await writer >= 50  # the joins really raced with writes
+            await worker.call("stream.send", {"stream_name": "s", "group_id": "g", "type": "end", "data": None})
+            final = await worker.call("stream.list", {"stream_name": "s", "group_id": "g"})
+            for state in await asyncio.gather(*checking):
+                assert sorted(state.values(), key=lambda v: v["id"]) == sorted(final, key=lambda v: v["id"])
+        finally:
+            for sub in subscribers:
+                await sub.__aexit__(None, None, None)
 
 
 def _item(i: int) -> dict[str, Any]:
@@ -152,25 +157,45 @@ def _item(i: int) -> dict[str, Any]:
     return {"stream_name": "s", "group_id": "g", "item_id": item, "data": {"id": item, "n": i}}
 
 
-async def _check_segments(sub: Subscriber) -> dict[str, Any]:
+class SegmentChecker:
     """Frames on one connection: sync, its events, next sync, ... Each segment must continue its sync's
     position without a gap or a repeat; the last one, applied to its snapshot, must give the final state."""
-    syncs = 0
-    expected = 0
-    state: dict[str, Any] = {}
-    while True:
-        frame = await sub.next(wait=10)
-        if frame["event"]["type"] == "sync":
-            syncs += 1
-            expected = frame["position"]["offset"] + 1
-            state = {v["id"]: v for v in frame["event"]["data"]}
-            continue
-        assert frame["offset"] == expected, f"after sync {syncs}: got offset {frame['offset']}, wanted {expected}"
-        expected += 1
-        if frame["event"]["type"] == "event":
-            assert syncs == 100
-            return state
-        state[frame["id"]] = frame["event"]["data"]
+
+    def __init__(self, sub: Subscriber) -> None:
+        self.sub = sub
+        self.syncs = 0
+        self.failure: BaseException | None = None
+
+    async def synced(self, count: int) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout(10)
+        while self.syncs < count:
+            assert self.failure is None, self.failure
+            assert asyncio.get_running_loop().time() < deadline, f"sync {count} never came ({self.syncs} so far)"
+            await asyncio.sleep(0.002)
+
+    async def run(self) -> dict[str, Any]:
+        try:
+            return await self._check()
+        except BaseException as exc:
+            self.failure = exc
+            raise
+
+    async def _check(self) -> dict[str, Any]:
+        expected = 0
+        state: dict[str, Any] = {}
+        while True:
+            frame = await self.sub.next(wait=10)
+            if frame["event"]["type"] == "sync":
+                expected = frame["position"]["offset"] + 1
+                state = {v["id"]: v for v in frame["event"]["data"]}
+                self.syncs += 1
+                continue
+            assert frame["offset"] == expected, f"after sync {self.syncs}: offset {frame['offset']}, wanted {expected}"
+            expected += 1
+            if frame["event"]["type"] == "event":
+                assert self.syncs == 100
+                return state
+            state[frame["id"]] = frame["event"]["data"]
 
 
 async def test_kill_9_with_durable_store_gives_new_epoch_and_consistent_snapshot(tmp_path: Path) -> None:

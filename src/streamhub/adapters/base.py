@@ -9,6 +9,9 @@ Contract every adapter keeps (the shared suite in ``tests/adapters`` checks it a
 * Each write's event (``Change.event``) and each ``send`` event reach the listener given to ``start`` exactly
   once per engine that watches the group, in the order the writes were applied to that group.
   Embedded adapters deliver every event; distributed ones only events of groups passed to ``watch``.
+* A distributed adapter that may have lost events of a watched group (its connection to the bus broke) calls
+  the ``on_gap`` callback given to ``start`` once it delivers that group's events again; the engine then sends
+  every subscriber of the group a fresh snapshot. Embedded adapters never lose events and never call it.
 * ``list`` returns values in first-creation order where the backend keeps one.
 * Names are stored literally: any printable character, ``:`` and ``*`` included, never breaks the layout.
 * Positions: every change of a group (set/update/delete/send) is numbered with the group's next offset, as part of
@@ -28,17 +31,20 @@ from streamhub.core.model import Change, ItemRef, StreamEvent
 from streamhub.core.positions import Position
 from streamhub.core.update_ops import UpdateOp
 
-__all__ = ["EventListener", "StreamAdapter"]
+__all__ = ["EventListener", "GapListener", "StreamAdapter"]
 
 EventListener = Callable[[StreamEvent], None]
 """Called synchronously with each event, in commit order; must not block."""
+
+GapListener = Callable[[str, str], None]
+"""Called synchronously with ``(stream, group)`` whose events may have been lost, before any later event of it."""
 
 
 class StreamAdapter(Protocol):
     """Storage plus event bus for stream items."""
 
-    async def start(self, listener: EventListener) -> None:
-        """Open the backend and begin delivering events to ``listener``."""
+    async def start(self, listener: EventListener, on_gap: GapListener | None = None) -> None:
+        """Open the backend and begin delivering events to ``listener`` (gaps reported to ``on_gap``)."""
 
     async def close(self) -> None:
         """Flush what is acknowledged and release every resource."""

@@ -56,7 +56,7 @@ from typing import Any
 
 import orjson
 
-from streamhub.adapters.base import EventListener, StreamAdapter
+from streamhub.adapters.base import EventListener, GapListener, StreamAdapter
 from streamhub.adapters.memory import MemoryAdapter, Record
 from streamhub.core.model import Change, ItemRef
 from streamhub.core.positions import LogLimits
@@ -111,14 +111,14 @@ class FileAdapter(MemoryAdapter):
 
     # Lifecycle
 
-    async def start(self, listener: EventListener) -> None:
+    async def start(self, listener: EventListener, on_gap: GapListener | None = None) -> None:
         try:
             await asyncio.to_thread(self._open_dir)
         except BaseException:
             await asyncio.to_thread(self._close_files)
             raise
         self._open = True
-        await super().start(listener)
+        await super().start(listener, on_gap)
 
     async def close(self) -> None:
         self._open = False

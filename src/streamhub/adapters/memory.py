@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from streamhub.adapters.base import EventListener, StreamAdapter
+from streamhub.adapters.base import EventListener, GapListener, StreamAdapter
 from streamhub.core.model import CREATE, DELETE, UPDATE, Change, ItemRef, StreamEvent
 from streamhub.core.positions import ChangeLog, LogLimits, Position, new_epoch
 from streamhub.core.update_ops import UpdateOp, apply_ops
@@ -53,7 +53,8 @@ class MemoryAdapter:
 
     # Lifecycle
 
-    async def start(self, listener: EventListener) -> None:
+    async def start(self, listener: EventListener, on_gap: GapListener | None = None) -> None:
+        """Begin delivering events; an embedded store never loses one, so ``on_gap`` is never called."""
         self._listener = listener
 
     async def close(self) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from streamhub.core.model import StreamEvent
 
-__all__ = ["ChangeLog", "LogLimits", "Position", "new_epoch"]
+__all__ = ["ChangeLog", "LogLimits", "Position", "missed_events", "new_epoch"]
 
 
 def new_epoch() -> str:
@@ -43,6 +43,18 @@ class LogLimits:
     age: float = 300.0
 
 
+def missed_events(logged: list[StreamEvent], offset: int, last: int) -> list[StreamEvent] | None:
+    """The events after ``offset`` up to ``last`` from a log in offset order, or None unless every one is there."""
+    if offset == last:
+        return []
+    if offset > last or not logged or logged[0].offset > offset + 1:
+        return None
+    events = [event for event in logged if offset < event.offset <= last]
+    if len(events) != last - offset or events[0].offset != offset + 1:
+        return None  # a hole: some change was never logged (e.g. its write failed)
+    return events
+
+
 class ChangeLog:
     """The recent events of one group, in offset order, trimmed by size and age."""
 
@@ -66,14 +78,7 @@ class ChangeLog:
             last: the group's last offset whose event has been published.
         """
         self._trim(time.monotonic() if now is None else now)
-        if offset == last:
-            return []
-        if offset > last or not self._entries or self._entries[0][1].offset > offset + 1:
-            return None
-        events = [event for _, event in self._entries if offset < event.offset <= last]
-        if len(events) != last - offset or events[0].offset != offset + 1:
-            return None  # a hole: some change was never logged (e.g. its write failed)
-        return events
+        return missed_events([event for _, event in self._entries], offset, last)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -3,11 +3,14 @@
 Order on join: join triggers (any ``{"unauthorized": true}`` refuses) -> register with the hub (events start
 buffering) -> read the snapshot and its position (or, for a join that carries a position, the missed events) ->
 send ``sync`` (+ replayed events) -> release the buffered events the client does not have yet. So the client
-sees every change exactly once, including those made while its snapshot was read.
+sees every change exactly once, including those made while its snapshot was read. A resync (the adapter reports
+that a group's events may have been lost) sends every subscription of the group a fresh snapshot the same way,
+without triggers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,7 +18,7 @@ from typing import Any
 from streamhub.adapters.base import StreamAdapter
 from streamhub.core.positions import Position
 from streamhub.core.triggers import JOIN, LEAVE, TriggerIndex
-from streamhub.engine.hub import Hub, Subscription
+from streamhub.engine.hub import Hold, Hub, Subscription
 from streamhub.engine.outbox import Outbox
 from streamhub.errors import StreamhubError
 from streamhub.protocol.client_messages import (
@@ -59,6 +62,8 @@ class ClientSessions:
         self._triggers = triggers
         self._call = call
         self._timeout = join_timeout
+        self._resyncs: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._watching: dict[tuple[str, str], asyncio.Future[None]] = {}  # watch() calls still in flight
 
     async def join(self, conn: ClientConnection, sub: SubscriptionData) -> None:
         """Subscribe ``conn`` unless a join trigger refuses; sends ``sync`` then live events."""
@@ -68,9 +73,10 @@ class ClientSessions:
         replaced = conn.session.opened(sub)
         if replaced is not None:
             await self._unregister(conn, replaced)
-        live = Subscription(conn.outbox, sub.id)
-        if self._hub.add((conn.connection_id, sub.subscriptionId), sub.streamName, sub.groupId, live):
-            await self._adapter.watch(sub.streamName, sub.groupId)
+        live = Subscription(conn.outbox, sub.id, sub)
+        held = live.buffer
+        is_first = self._hub.add((conn.connection_id, sub.subscriptionId), sub.streamName, sub.groupId, live)
+        await self._watched(sub.streamName, sub.groupId, is_first)
         try:
             first, floor = await self._catch_up(sub)
         except StreamhubError as exc:
@@ -79,7 +85,7 @@ class ClientSessions:
             await self._unregister(conn, sub)
             conn.send(error_frame(exc))
             return
-        await live.go_live(first, floor)
+        await live.go_live(first, floor, held)
 
     async def leave(self, conn: ClientConnection, sub: SubscriptionData) -> None:
         """Fire leave triggers, then unsubscribe (a leave for an unknown id still fires them)."""
@@ -98,7 +104,78 @@ class ClientSessions:
         for sub in remaining:
             await self._fire_leave(conn, sub)
 
+    def resync(self, stream: str, group: str) -> None:
+        """Give every subscription of the group a fresh ``sync``: the adapter may have lost some of its events.
+
+        Called synchronously before the adapter delivers the group's next event, so that event is held back
+        until the new snapshot (read after this call) has been sent.
+        """
+        held = [(sub, sub.hold()) for sub in self._hub.subscriptions(stream, group) if sub.data is not None]
+        if not held:
+            return
+        key = (stream, group)
+        previous = self._resyncs.pop(key, None)
+        if previous is not None:
+            previous.cancel()  # its snapshots may predate the gap; the new holds supersede them anyway
+        task = asyncio.create_task(self._resend(key, held))
+        self._resyncs[key] = task
+        task.add_done_callback(lambda done: self._forget(key, done))
+
+    async def close(self) -> None:
+        """Stop pending resyncs (their subscribers are going away with the engine)."""
+        for task in list(self._resyncs.values()):
+            task.cancel()
+        self._resyncs.clear()
+
     # Private
+
+    async def _watched(self, stream: str, group: str, first: bool) -> None:
+        """Return once the adapter delivers the group's events: a snapshot read earlier could miss some.
+
+        The first subscriber of a group starts the watch; later ones wait for it if it is still in flight.
+        """
+        key = (stream, group)
+        if not first:
+            pending = self._watching.get(key)
+            if pending is not None:
+                await asyncio.shield(pending)
+            return
+        watching = asyncio.ensure_future(self._adapter.watch(stream, group))
+        self._watching[key] = watching
+        try:
+            await asyncio.shield(watching)
+        finally:
+            if self._watching.get(key) is watching:
+                del self._watching[key]
+
+    async def _resend(self, group: tuple[str, str], held: list[tuple[Subscription, Hold]]) -> None:
+        """Read snapshots until the store answers (it may still be recovering), then release each subscription."""
+        delay = 0.05
+        while True:
+            try:
+                snapshots = await self._resync_snapshots(held)
+                break
+            except StreamhubError as exc:
+                log.warning("resync of %s/%s failed, retrying in %.2fs: %s", group[0], group[1], delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        for (sub, token), (state, position) in zip(held, snapshots, strict=True):
+            assert sub.data is not None
+            await sub.go_live([text_frame(encode(sync_wrapper(sub.data, state, position)))], position.offset, token)
+
+    def _forget(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
+        if self._resyncs.get(key) is task:
+            del self._resyncs[key]
+
+    async def _resync_snapshots(self, held: list[tuple[Subscription, Hold]]) -> list[tuple[Any, Position]]:
+        """One read per distinct snapshot (the group's items once, each watched item once)."""
+        cache: dict[str | None, tuple[Any, Position]] = {}
+        for sub, _ in held:
+            data = sub.data
+            assert data is not None
+            if data.id not in cache:
+                cache[data.id] = await self._adapter.snapshot(data.streamName, data.groupId, data.id)
+        return [cache[sub.item] for sub, _ in held]
 
     async def _refused(self, conn: ClientConnection, sub: SubscriptionData) -> bool:
         refused = False

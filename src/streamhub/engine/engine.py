@@ -50,12 +50,13 @@ class Engine:
 
     async def start(self) -> None:
         """Open the adapter and start delivering events and running triggers."""
-        await self.adapter.start(self.hub.dispatch)
+        await self.adapter.start(self.hub.dispatch, self.clients.resync)
         self.runner.start()
 
     async def close(self) -> None:
         """Finish queued trigger work, then close the adapter (flushing acknowledged writes)."""
         await self.runner.close()
+        await self.clients.close()
         await self.adapter.close()
         log.info("engine stopped: %d frames delivered, %d trigger failures",
                  self.hub.delivered, self.runner.failures)

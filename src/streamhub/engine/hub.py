@@ -3,7 +3,9 @@
 Each event is encoded to a WebSocket frame once per group; every matching subscription then gets the same
 ``bytes`` object. A subscription that is still waiting for its snapshot buffers frames, so the client sees
 ``sync`` first and no event from the window between registering and reading the snapshot is lost; events the
-snapshot (or replay) already covers, by offset, are dropped, so none is seen twice.
+snapshot (or replay) already covers, by offset, are dropped, so none is seen twice. The same buffering serves a
+resync (the adapter may have lost events of a group): ``hold`` starts a new buffer, and only the snapshot read
+after that hold may end it, so a client never sees a snapshot older than an event it already got.
 """
 
 from __future__ import annotations
@@ -12,23 +14,30 @@ from collections.abc import Hashable
 
 from streamhub.core.model import StreamEvent
 from streamhub.engine.outbox import Outbox
+from streamhub.protocol.client_messages import SubscriptionData
 from streamhub.protocol.codec import encode, text_frame
 
-__all__ = ["Hub", "Subscription"]
+__all__ = ["Hold", "Hub", "Subscription"]
 
 GroupKey = tuple[str, str]
+Hold = list[tuple[int, bytes]]
+"""Frames held back for a subscription (offset, frame); the list object is also the token of one hold."""
 
 
 class Subscription:
-    """One client subscription: a group (``item`` None) or one item, delivering into an outbox."""
+    """One client subscription: a group (``item`` None) or one item, delivering into an outbox.
 
-    __slots__ = ("buffer", "buffered_bytes", "floor", "item", "outbox")
+    ``data`` is the client's join (needed to build a fresh ``sync`` when the group is resynced).
+    """
 
-    def __init__(self, outbox: Outbox, item: str | None) -> None:
+    __slots__ = ("buffer", "buffered_bytes", "data", "floor", "item", "outbox")
+
+    def __init__(self, outbox: Outbox, item: str | None, data: SubscriptionData | None = None) -> None:
         self.outbox = outbox
         self.item = item
+        self.data = data
         # (offset, frame) held back until the snapshot has been sent; None once live.
-        self.buffer: list[tuple[int, bytes]] | None = []
+        self.buffer: Hold | None = []
         self.buffered_bytes = 0  # bounded like the outbox: a client that cannot take its catch-up is cut off
         # Events at or below this offset are already in what the client got first.
         self.floor = 0
@@ -44,21 +53,35 @@ class Subscription:
             if self.buffered_bytes > self.outbox.max_pending_bytes:
                 self.outbox.cut_off()
 
-    async def go_live(self, first: list[bytes], floor: int) -> None:
+    def hold(self) -> Hold:
+        """Start buffering anew (a fresh snapshot is coming); returns the token ``go_live`` must be given."""
+        self.buffer = []
+        self.buffered_bytes = 0
+        return self.buffer
+
+    async def go_live(self, first: list[bytes], floor: int, held: Hold | None = None) -> bool:
         """Send ``first`` (sync, then any replayed events), then held-back events past ``floor``, then live.
 
         Large catch-ups are sent as the client reads them (``Outbox.drain``); live events keep buffering
         meanwhile, and the switch to live happens with no ``await`` in between, so nothing slips through.
+        With ``held`` (a token from ``hold`` or the initial ``buffer``), do nothing and return False if a later
+        ``hold`` superseded it: that snapshot may be older than events the newer one will cover.
         """
+        if held is not None and self.buffer is not held:
+            return False
         outbox = self.outbox
         for frame in first:
             outbox.put(frame)
             await outbox.drain()
-        held, self.buffer = self.buffer or [], None
+        if held is not None and self.buffer is not held:
+            return False  # superseded while the catch-up was being read; the newer sync follows
+        pending, self.buffer = self.buffer or [], None
+        self.buffered_bytes = 0
         self.floor = floor
-        for offset, frame in held:
+        for offset, frame in pending:
             if offset > floor:
                 outbox.put(frame)
+        return True
 
 
 class Hub:
@@ -94,6 +117,10 @@ class Hub:
             return False
         del self._groups[(stream, group)]
         return True
+
+    def subscriptions(self, stream: str, group: str) -> list[Subscription]:
+        """The subscriptions of one group, in registration order."""
+        return list(self._groups.get((stream, group), {}).values())
 
     def watched(self) -> list[GroupKey]:
         """Every group with at least one subscription."""

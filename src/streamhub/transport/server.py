@@ -12,7 +12,7 @@ import socket
 from aiohttp import web
 
 from streamhub.adapters.base import StreamAdapter
-from streamhub.config import KV_STORE, REST_API_MODULE, STREAM_MODULE, AdapterConfig, EngineConfig
+from streamhub.config import KV_STORE, REDIS_ADAPTER, REST_API_MODULE, STREAM_MODULE, AdapterConfig, EngineConfig
 from streamhub.core.positions import LogLimits
 from streamhub.engine.engine import Engine
 from streamhub.errors import ConfigError
@@ -95,7 +95,12 @@ class Server:
             for _, _, sock in listeners:
                 sock.close()
             raise
-        await self.engine.start()
+        try:
+            await self.engine.start()
+        except BaseException:
+            for _, _, sock in listeners:
+                sock.close()
+            raise
         try:
             for name, routes, sock in listeners:
                 self.ports[name] = await self._serve(routes, sock)
@@ -175,6 +180,10 @@ def build_adapter(config: AdapterConfig) -> StreamAdapter:
         from streamhub.adapters.memory import MemoryAdapter
 
         return MemoryAdapter(limits)
+    if config.class_name == REDIS_ADAPTER:
+        from streamhub.adapters.redis import RedisAdapter
+
+        return RedisAdapter(config.redis_url, config.key_prefix, limits=limits)
     raise ConfigError(f"adapter class {config.class_name} is not available in this build")
 
 

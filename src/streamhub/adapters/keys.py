@@ -1,0 +1,78 @@
+"""Every Redis key and channel name the Redis adapter uses, built in one place.
+
+Layout under the deployment's prefix ``P`` (default ``streamhub:``)::
+
+    P i:<n>:<stream>:<group>   HASH   item id -> item JSON
+    P o:<n>:<stream>:<group>   ZSET   item id -> creation rank (``list`` order)
+    P e:<n>:<stream>:<group>   channel: the group's events, as ``StreamEvent.to_wire()`` JSON
+    P p:<n>:<stream>:<group>   HASH   the group's position: ``epoch`` (set once) and ``offset`` (last change)
+    P l:<n>:<stream>:<group>   LIST   the group's change log: recent event JSON, capped, expiring when idle
+    P g:<stream>               ZSET   group id -> creation rank (``list_groups``, no keyspace scan)
+    P streams                  SET    names of streams holding at least one group (``list_all``)
+
+``<n>`` is the byte length of the UTF-8 stream name, so the stream/group split is unambiguous whatever the names
+hold (``:``, ``*``, ``{``...): distinct ``(stream, group)`` pairs always get distinct keys, and names are never
+interpreted as patterns (the adapter only uses exact-name commands: no ``KEYS``, ``SCAN`` or ``PSUBSCRIBE``).
+Members of the index sets are the raw names.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RedisKeys", "decode_name", "encode_name"]
+
+
+def encode_name(name: str) -> bytes:
+    """A name as stored in Redis (UTF-8; lone surrogates survive the round trip)."""
+    return name.encode("utf-8", "surrogatepass")
+
+
+def decode_name(raw: bytes) -> str:
+    """Inverse of ``encode_name``."""
+    return raw.decode("utf-8", "surrogatepass")
+
+
+class RedisKeys:
+    """Key and channel names of one deployment.
+
+    Args:
+        prefix: prepended to every key and channel, so deployments sharing one Redis never meet.
+    """
+
+    __slots__ = ("_prefix", "streams")
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = encode_name(prefix)
+        self.streams = self._prefix + b"streams"
+
+    def items(self, stream: str, group: str) -> bytes:
+        """The hash holding a group's items."""
+        return self._group_key(b"i:", stream, group)
+
+    def order(self, stream: str, group: str) -> bytes:
+        """The sorted set ranking a group's items by first creation."""
+        return self._group_key(b"o:", stream, group)
+
+    def channel(self, stream: str, group: str) -> bytes:
+        """The pub/sub channel carrying a group's events."""
+        return self._group_key(b"e:", stream, group)
+
+    def position(self, stream: str, group: str) -> bytes:
+        """The hash holding a group's epoch and last offset."""
+        return self._group_key(b"p:", stream, group)
+
+    def log(self, stream: str, group: str) -> bytes:
+        """The list holding a group's recent events, oldest first."""
+        return self._group_key(b"l:", stream, group)
+
+    def groups(self, stream: str) -> bytes:
+        """The sorted set of a stream's non-empty groups, by first creation."""
+        return self._prefix + b"g:" + encode_name(stream)
+
+    def group_keys(self, stream: str, group: str) -> list[bytes]:
+        """The keys a write script touches, in the order the scripts expect them."""
+        return [self.items(stream, group), self.order(stream, group), self.groups(stream), self.streams,
+                self.position(stream, group), self.log(stream, group)]
+
+    def _group_key(self, kind: bytes, stream: str, group: str) -> bytes:
+        raw = encode_name(stream)
+        return b"%s%s%d:%s:%s" % (self._prefix, kind, len(raw), raw, encode_name(group))

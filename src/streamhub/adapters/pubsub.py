@@ -1,0 +1,217 @@
+"""The one pub/sub connection of an engine: SUBSCRIBE per watched group, reconnect, resubscribe, report gaps.
+
+Why a dedicated class: the connection outlives Redis outages. It keeps the set of channels the engine wants;
+after any break it reconnects by itself (backoff up to 1 s), subscribes every wanted channel again and, as each
+SUBSCRIBE is confirmed, reports a gap for that group before delivering its next event (events published while
+the connection was down are gone). A connection that stops answering PINGs is treated as broken.
+
+The transport is a ``Link`` (one raw Redis connection) so this module knows no client library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import orjson
+
+from streamhub.adapters.base import EventListener, GapListener
+from streamhub.core.model import StreamEvent
+from streamhub.errors import AdapterError
+
+__all__ = ["Link", "Subscriber"]
+
+log = logging.getLogger(__name__)
+
+_MIN_BACKOFF = 0.05
+_MAX_BACKOFF = 1.0
+
+
+class Link(Protocol):
+    """One connection speaking RESP in subscribed mode."""
+
+    async def open(self) -> None:
+        """Connect (authenticating as configured)."""
+
+    async def send(self, *args: bytes | str) -> None:
+        """Write one command."""
+
+    async def read(self, timeout: float) -> Any:
+        """Return the next reply or push message, or None if nothing arrived within ``timeout`` seconds."""
+
+    async def close(self) -> None:
+        """Drop the connection."""
+
+
+class Subscriber:
+    """Delivers the events of watched groups to ``listener``, in channel order.
+
+    Args:
+        new_link: makes a fresh ``Link`` for each connection attempt.
+        listener: gets every decoded event of a watched group.
+        on_gap: gets ``(stream, group)`` when that group is subscribed again after a break.
+        where: names the server in log lines and errors (no credentials).
+        health_interval: idle seconds before a PING; no answer within as long again means a dead connection.
+        timeout: seconds ``watch`` waits for a SUBSCRIBE to be confirmed (``start``: at least 5 s).
+    """
+
+    def __init__(self, new_link: Callable[[], Link], listener: EventListener, on_gap: GapListener | None, *,
+                 where: str, health_interval: float, timeout: float) -> None:
+        self._new_link = new_link
+        self._listener = listener
+        self._on_gap = on_gap
+        self._where = where
+        self._health = health_interval
+        self._timeout = timeout
+        self._wanted: dict[bytes, tuple[str, str]] = {}  # channel -> (stream, group)
+        self._waiters: dict[bytes, deque[asyncio.Future[bool]]] = {}  # SUBSCRIBEs awaiting confirmation
+        self._gapped: set[bytes] = set()  # resubscribed channels whose gap is reported on confirmation
+        self._link: Link | None = None  # set while connected
+        self._up = asyncio.Event()
+        self._connections = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Connect; raises ``AdapterError`` if Redis cannot be reached within the timeout."""
+        self._task = asyncio.create_task(self._run(), name="streamhub-redis-subscriber")
+        try:
+            await asyncio.wait_for(self._up.wait(), max(self._timeout, 5.0))
+        except TimeoutError:
+            await self.close()
+            raise AdapterError(f"Redis at {self._where}: pub/sub connection not established within "
+                               f"{max(self._timeout, 5.0)}s", temporary=True) from None
+
+    async def close(self) -> None:
+        """Stop reconnecting and drop the connection."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def watch(self, channel: bytes, stream: str, group: str) -> None:
+        """Subscribe to a group's channel; returns once Redis confirmed (or the connection is down).
+
+        When down, the channel is subscribed on reconnect and reported as a gap then, so the caller's snapshot
+        is refreshed even if it was read in between.
+        """
+        self._wanted[channel] = (stream, group)
+        link = self._link
+        if link is None:
+            return
+        confirmed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(channel, deque()).append(confirmed)
+        try:
+            await link.send("SUBSCRIBE", channel)
+            await asyncio.wait_for(confirmed, self._timeout)
+        except Exception as exc:  # the read loop notices a broken connection and resubscribes
+            log.warning("SUBSCRIBE %r on Redis at %s not confirmed: %r", channel, self._where, exc)
+
+    async def unwatch(self, channel: bytes) -> None:
+        """Stop delivering a group's events and release its subscription."""
+        self._wanted.pop(channel, None)
+        self._gapped.discard(channel)
+        link = self._link
+        if link is not None:
+            try:
+                await link.send("UNSUBSCRIBE", channel)
+            except Exception as exc:  # a broken connection holds no subscription worth releasing
+                log.debug("UNSUBSCRIBE %r failed: %s", channel, exc)
+
+    # Connection loop
+
+    async def _run(self) -> None:
+        delay = _MIN_BACKOFF
+        while True:
+            link = self._new_link()
+            try:
+                await link.open()
+                await self._subscribe_all(link)
+                delay = _MIN_BACKOFF
+                await self._read(link)
+            except Exception as exc:
+                if self._link is not None or self._connections == 0:
+                    log.warning("Redis pub/sub at %s unavailable (%s); reconnecting", self._where, exc)
+            finally:
+                self._disconnected()
+                with contextlib.suppress(Exception):
+                    await link.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_BACKOFF)
+
+    async def _subscribe_all(self, link: Link) -> None:
+        channels = list(self._wanted)
+        if self._connections:
+            self._gapped = set(channels)
+            log.info("Redis pub/sub at %s reconnected; resubscribing %d groups", self._where, len(channels))
+        self._connections += 1
+        self._link = link  # from here on, watch() sends its own SUBSCRIBE
+        self._up.set()
+        if channels:
+            await link.send("SUBSCRIBE", *channels)
+
+    def _disconnected(self) -> None:
+        self._link = None
+        self._up.clear()
+        self._gapped.clear()
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(False)
+        self._waiters.clear()
+
+    async def _read(self, link: Link) -> None:
+        pinged = False
+        while True:
+            reply = await link.read(self._health)
+            if reply is None:
+                if pinged:
+                    raise ConnectionError(f"no answer to PING within {self._health}s")
+                await link.send("PING")
+                pinged = True
+                continue
+            pinged = False
+            self._handle(reply)
+
+    # Messages
+
+    def _handle(self, reply: Any) -> None:
+        kind = reply[0]
+        if kind == b"message":
+            self._deliver(reply[1], reply[2])
+        elif kind == b"subscribe":
+            self._confirmed(reply[1])
+
+    def _confirmed(self, channel: bytes) -> None:
+        waiters = self._waiters.get(channel)
+        if waiters:
+            waiter = waiters.popleft()
+            if not waiters:
+                del self._waiters[channel]
+            if not waiter.done():
+                waiter.set_result(True)
+        if channel in self._gapped:
+            self._gapped.discard(channel)
+            group = self._wanted.get(channel)
+            if group is not None and self._on_gap is not None:
+                try:
+                    self._on_gap(*group)
+                except Exception:
+                    log.exception("gap listener failed on %s/%s", *group)
+
+    def _deliver(self, channel: bytes, data: bytes) -> None:
+        if channel not in self._wanted:
+            return  # a late message of a group just unwatched
+        try:
+            event = StreamEvent.from_wire(orjson.loads(data))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("dropping an undecodable event on Redis channel %r: %s", channel, exc)
+            return
+        try:
+            self._listener(event)
+        except Exception:
+            log.exception("event listener failed on %s/%s", event.stream, event.group)

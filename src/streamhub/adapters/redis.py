@@ -1,0 +1,327 @@
+"""Items in Redis, shared by every engine pointed at it (``modules::stream::adapters::RedisAdapter``).
+
+Why it looks like this:
+
+* Each write and its event are one Lua script (``lua/*.lua``): the script stores the item, maintains the indexes
+  (``list_groups``/``list_all`` never scan the keyspace) and PUBLISHes the event on the group's channel, so
+  every engine sees a group's events in commit order, its own included (they are delivered from the
+  subscription, never locally).
+* ``update`` keeps the one implementation of the ops (``core.update_ops``): read the JSON, apply the ops in
+  Python, then write only if the stored JSON is still byte-identical (compare-and-set in ``write.lua``); a lost
+  race retries on the fresh value the script returned. Updates of one item are serialised inside an engine, so
+  races happen only between engines.
+* Calls fail fast with ``AdapterError(temporary=True)`` while Redis is unreachable: no client-side retries
+  (a retried write could apply twice), short connect and read timeouts. Connections are re-established on the
+  next call; the pub/sub side reconnects by itself (``pubsub.Subscriber``).
+* Every key and channel name comes from ``keys.RedisKeys``.
+* Positions: every write script (and ``send``) numbers the change with the group's next offset, appends the event
+  to the group's capped change log and publishes it, in the same atomic step (``lua/record.lua``, prepended to
+  each script). The group's epoch is created once, by the first script that touches it; if Redis loses the data,
+  the next touch creates a new epoch, so clients get a fresh snapshot instead of a wrong replay.
+
+Acknowledged writes survive a Redis restart only as far as Redis persists them (``appendonly yes`` with
+``appendfsync always`` for every write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.resources
+from collections.abc import Awaitable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+import redis.asyncio as aioredis
+from redis import exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from streamhub.adapters.base import EventListener, GapListener, StreamAdapter
+from streamhub.adapters.keys import RedisKeys, decode_name, encode_name
+from streamhub.adapters.pubsub import Subscriber
+from streamhub.core.model import CREATE, DELETE, UPDATE, Change, ItemRef, StreamEvent, now_ms
+from streamhub.core.positions import LogLimits, Position, missed_events, new_epoch
+from streamhub.core.update_ops import UpdateOp, apply_ops
+from streamhub.errors import AdapterError, ConfigError
+
+__all__ = ["RedisAdapter"]
+
+MAX_UPDATE_ATTEMPTS = 1000
+"""Lost compare-and-set races one ``update`` tolerates before giving up (each lost race means another write won)."""
+
+
+def _script(name: str, *, records: bool = False) -> str:
+    """A Lua script's text; ``records`` prepends ``record.lua`` (the numbering, logging and publishing step)."""
+    lua = importlib.resources.files("streamhub.adapters").joinpath("lua")
+    text = lua.joinpath(name).read_text("utf-8")
+    return lua.joinpath("record.lua").read_text("utf-8") + text if records else text
+
+
+class RedisAdapter:
+    """Storage and event bus in one Redis server.
+
+    Args:
+        url: ``redis://``, ``rediss://`` or ``unix://`` URL (credentials and db number included).
+        key_prefix: prepended to every key and channel (deployments sharing a Redis pick different ones).
+        timeout: seconds a command may take before the call fails.
+        connect_timeout: seconds to wait for a TCP connection.
+        health_interval: idle seconds after which the pub/sub connection is PINGed.
+        max_connections: command connections kept open to Redis.
+    """
+
+    def __init__(self, url: str, key_prefix: str = "streamhub:", *, timeout: float = 2.0,
+                 connect_timeout: float = 1.0, health_interval: float = 1.0, max_connections: int = 64,
+                 limits: LogLimits | None = None) -> None:
+        self.where = _redact(url)
+        limits = limits or LogLimits()
+        # Script arguments every change carries: a candidate epoch (used once per group), the log bounds.
+        self._log_args = [new_epoch(), str(limits.size), str(max(1, int(limits.age * 1000)))]
+        self.keys = RedisKeys(key_prefix)
+        self._timeout = timeout
+        self._health = health_interval
+        try:
+            self._pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=timeout, socket_timeout=timeout,
+                socket_connect_timeout=connect_timeout, retry=Retry(NoBackoff(), 0),
+                protocol=2)  # RESP2 on every redis-py version: pub/sub messages are plain replies of read_response
+        except ValueError as exc:
+            raise ConfigError(f"redis_url {self.where} is not a usable Redis URL: {exc}") from None
+        self._redis = aioredis.Redis(connection_pool=self._pool, retry=Retry(NoBackoff(), 0))
+        self._write = self._redis.register_script(_script("write.lua", records=True))
+        self._delete = self._redis.register_script(_script("delete.lua", records=True))
+        self._send = self._redis.register_script(_script("send.lua", records=True))
+        self._list = self._redis.register_script(_script("list.lua"))
+        self._snapshot = self._redis.register_script(_script("snapshot.lua"))
+        self._replay = self._redis.register_script(_script("replay.lua"))
+        self._subscriber: Subscriber | None = None
+        self._updating: dict[tuple[str, str, str], tuple[asyncio.Lock, list[int]]] = {}  # lock, [users]
+        self.update_races = 0  # compare-and-set attempts that lost to another writer (metrics, tests)
+
+    # Lifecycle
+
+    async def start(self, listener: EventListener, on_gap: GapListener | None = None) -> None:
+        """Check Redis answers, then open the pub/sub connection; raises ``AdapterError`` if unreachable."""
+        await self._call("connecting", self._redis.ping())
+        self._subscriber = Subscriber(self._link, listener, on_gap, where=self.where,
+                                      health_interval=self._health, timeout=self._timeout)
+        await self._subscriber.start()
+
+    async def close(self) -> None:
+        """Drop the subscription and every connection (every acknowledged write is already in Redis)."""
+        if self._subscriber is not None:
+            await self._subscriber.close()
+            self._subscriber = None
+        await self._redis.aclose()
+        await self._pool.disconnect()
+
+    # Reads
+
+    async def get(self, ref: ItemRef) -> tuple[bool, Any]:
+        raw = await self._read_item(ref)
+        return (False, None) if raw is None else (True, orjson.loads(raw))
+
+    async def list_items(self, stream: str, group: str) -> list[Any]:
+        keys = [self.keys.items(stream, group), self.keys.order(stream, group)]
+        values: list[bytes] = await self._call(f"listing {stream}/{group}", self._list(keys=keys))
+        return [orjson.loads(raw) for raw in values]
+
+    async def list_groups(self, stream: str) -> list[str]:
+        groups: list[bytes] = await self._call(f"listing the groups of {stream}",
+                                               self._redis.zrange(self.keys.groups(stream), 0, -1))
+        return [decode_name(group) for group in groups]
+
+    async def list_all(self) -> dict[str, list[str]]:
+        names: set[bytes] = await self._call("listing streams", self._redis.smembers(self.keys.streams))
+        streams = sorted(decode_name(name) for name in names)
+        pipe = self._redis.pipeline(transaction=False)
+        for stream in streams:
+            pipe.zrange(self.keys.groups(stream), 0, -1)
+        groups: list[list[bytes]] = await self._call("listing streams", pipe.execute())
+        return {stream: sorted(decode_name(group) for group in found)
+                for stream, found in zip(streams, groups, strict=True) if found}
+
+    # Writes
+
+    async def set(self, ref: ItemRef, value: Any) -> Change:
+        raw = _encode(ref, value)
+        timestamp = now_ms()
+        _, old, offset = await self._write_item(ref, raw, timestamp, "set", b"")
+        kind = CREATE if old is None else UPDATE
+        return Change(old is not None, None if old is None else orjson.loads(old), value,
+                      StreamEvent(ref.stream, ref.group, ref.item, kind, value, timestamp=timestamp, offset=offset))
+
+    async def update(self, ref: ItemRef, ops: Sequence[UpdateOp]) -> Change:
+        with self._updating_item(ref) as lock:
+            async with lock:
+                return await self._update(ref, ops)
+
+    async def delete(self, ref: ItemRef) -> Change:
+        timestamp = now_ms()
+        args: list[bytes | str] = [
+            encode_name(ref.item), encode_name(ref.stream), encode_name(ref.group),
+            self.keys.channel(ref.stream, ref.group), self._event_head(ref, timestamp), *self._log_args]
+        removed: list[Any] | None = await self._call(f"deleting {_where(ref)}", self._delete(
+            keys=self.keys.group_keys(ref.stream, ref.group), args=args))
+        if removed is None:
+            return Change(False, None, None, None)
+        value = orjson.loads(removed[0])
+        return Change(True, value, None, StreamEvent(ref.stream, ref.group, ref.item, DELETE, value,
+                                                     timestamp=timestamp, offset=int(removed[1])))
+
+    async def send(self, event: StreamEvent) -> StreamEvent:
+        wire = event.to_wire()
+        del wire["offset"]  # the script numbers the event
+        keys = [self.keys.position(event.stream, event.group), self.keys.log(event.stream, event.group)]
+        args: list[bytes | str] = [self.keys.channel(event.stream, event.group), orjson.dumps(wire)[:-1],
+                                   *self._log_args]
+        offset: int = await self._call(f"sending an event to {event.stream}/{event.group}",
+                                       self._send(keys=keys, args=args))
+        return replace(event, offset=int(offset))
+
+    # Positions
+
+    async def snapshot(self, stream: str, group: str, item: str | None) -> tuple[Any, Position]:
+        keys = [self.keys.items(stream, group), self.keys.order(stream, group), self.keys.position(stream, group)]
+        args = ["group" if item is None else "item", encode_name(item or ""), self._log_args[0]]
+        found: list[Any] = await self._call(f"reading a snapshot of {stream}/{group}",
+                                            self._snapshot(keys=keys, args=args))
+        position = Position(decode_name(found[0]), int(found[1]))
+        if item is not None:
+            return (orjson.loads(found[2]) if len(found) > 2 and found[2] else None), position
+        return [orjson.loads(raw) for raw in found[2:] if raw], position
+
+    async def replay(self, stream: str, group: str, since: Position) -> tuple[list[StreamEvent], Position] | None:
+        keys = [self.keys.position(stream, group), self.keys.log(stream, group)]
+        found: list[Any] | None = await self._call(f"reading the change log of {stream}/{group}",
+                                                   self._replay(keys=keys, args=[encode_name(since.epoch)]))
+        if found is None:
+            return None
+        last = int(found[0])
+        events = missed_events([StreamEvent.from_wire(orjson.loads(raw)) for raw in found[1]], since.offset, last)
+        return None if events is None else (events, Position(since.epoch, last))
+
+    async def watch(self, stream: str, group: str) -> None:
+        if self._subscriber is not None:
+            await self._subscriber.watch(self.keys.channel(stream, group), stream, group)
+
+    async def unwatch(self, stream: str, group: str) -> None:
+        if self._subscriber is not None:
+            await self._subscriber.unwatch(self.keys.channel(stream, group))
+
+    # Private
+
+    async def _update(self, ref: ItemRef, ops: Sequence[UpdateOp]) -> Change:
+        current = await self._read_item(ref)
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            existed = current is not None
+            old = None if current is None else orjson.loads(current)
+            new = apply_ops(old if existed else {}, existed, ops)  # raises before anything is written
+            timestamp = now_ms()
+            written, found, offset = await self._write_item(ref, _encode(ref, new), timestamp, "cas", current or b"")
+            if written:
+                kind = UPDATE if existed else CREATE
+                return Change(existed, old, new, StreamEvent(ref.stream, ref.group, ref.item, kind, new,
+                                                             timestamp=timestamp, offset=offset))
+            self.update_races += 1
+            current = found
+        raise AdapterError(f"stream.update of {_where(ref)}: lost {MAX_UPDATE_ATTEMPTS} races to concurrent "
+                           "writers; retry later", temporary=True)
+
+    async def _write_item(self, ref: ItemRef, raw: bytes, timestamp: int, mode: str,
+                          expected: bytes) -> tuple[bool, bytes | None, int]:
+        """Run ``write.lua``; returns (written, old or current JSON, offset of the change if written)."""
+        args: list[bytes | str] = [
+            encode_name(ref.item), raw, encode_name(ref.stream), encode_name(ref.group),
+            self.keys.channel(ref.stream, ref.group), self._event_head(ref, timestamp), mode, expected,
+            *self._log_args]
+        reply: list[Any] = await self._call(f"writing {_where(ref)}",
+                                            self._write(keys=self.keys.group_keys(ref.stream, ref.group), args=args))
+        written = reply[0] == 1
+        return written, reply[1], int(reply[2]) if written else 0
+
+    @staticmethod
+    def _event_head(ref: ItemRef, timestamp: int) -> bytes:
+        """``StreamEvent.to_wire()`` JSON up to the event type; the scripts append the type and the data."""
+        return b'{"type":"stream","timestamp":%d,"streamName":%s,"groupId":%s,"id":%s,"event":{"type":"' % (
+            timestamp, orjson.dumps(ref.stream), orjson.dumps(ref.group), orjson.dumps(ref.item))
+
+    @contextlib.contextmanager
+    def _updating_item(self, ref: ItemRef) -> Iterator[asyncio.Lock]:
+        """The lock serialising this engine's updates of one item; dropped when nobody holds or awaits it."""
+        key = (ref.stream, ref.group, ref.item)
+        entry = self._updating.get(key)
+        if entry is None:
+            entry = self._updating[key] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            yield lock
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._updating[key]
+
+    async def _read_item(self, ref: ItemRef) -> bytes | None:
+        raw: bytes | None = await self._call(f"reading {_where(ref)}", self._redis.hget(
+            self.keys.items(ref.stream, ref.group), encode_name(ref.item)))
+        return raw
+
+    def _link(self) -> _RedisLink:
+        return _RedisLink(self._pool)
+
+    async def _call(self, what: str, command: Awaitable[Any]) -> Any:
+        """Await a Redis command, turning its failures into ``AdapterError`` naming Redis, the URL and the call."""
+        try:
+            return await command
+        except exceptions.ConnectionError as exc:
+            raise AdapterError(f"Redis at {self.where} unreachable while {what}: {exc}", temporary=True) from exc
+        except exceptions.TimeoutError as exc:
+            raise AdapterError(f"Redis at {self.where} did not answer within {self._timeout}s while {what} "
+                               "(a write may or may not have been applied)", temporary=True) from exc
+        except exceptions.RedisError as exc:
+            raise AdapterError(f"Redis at {self.where} failed while {what}: {exc}") from exc
+
+
+class _RedisLink:
+    """A ``pubsub.Link`` over one dedicated redis-py connection (same URL and credentials as the pool)."""
+
+    def __init__(self, pool: aioredis.ConnectionPool) -> None:
+        self._conn = pool.make_connection()  # type: ignore[no-untyped-call]
+
+    async def open(self) -> None:
+        await self._conn.connect()
+
+    async def send(self, *args: bytes | str) -> None:
+        await self._conn.send_command(*args, check_health=False)
+
+    async def read(self, timeout: float) -> Any:
+        return await self._conn.read_response(timeout=timeout)
+
+    async def close(self) -> None:
+        await self._conn.disconnect()
+
+
+def _encode(ref: ItemRef, value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        raise AdapterError(f"cannot store {_where(ref)}: value is not JSON ({exc})") from exc
+
+
+def _where(ref: ItemRef) -> str:
+    return f"{ref.stream}/{ref.group}/{ref.item}"
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}"))
+
+
+_check: type[StreamAdapter] = RedisAdapter
