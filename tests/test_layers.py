@@ -28,6 +28,8 @@ LAYERS = {
     "streamhub.protocol.worker_messages": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport"],
     "streamhub.adapters.file": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport", "streamhub.protocol"],
     "streamhub.engine.engine": ["aiohttp", "redis", "streamhub.transport"],
+    # The SDK runs in worker processes: protocol, errors and update ops only, never the server.
+    "streamhub.sdk": ["redis", "streamhub.engine", "streamhub.transport", "streamhub.adapters", "streamhub.config"],
 }
 
 
