@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import platform
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
@@ -35,7 +34,7 @@ from streamhub.protocol.worker_messages import (
 from streamhub.sdk.calls import PendingCall, PendingCalls
 from streamhub.sdk.errors import CallTimeout, ConnectError, NotConnected, RegistrationError
 from streamhub.sdk.link import Backoff, Link
-from streamhub.sdk.registry import FunctionEntry, Handler, Registration, Registry, TriggerEntry
+from streamhub.sdk.registry import Confirmations, FunctionEntry, Handler, Registration, Registry, TriggerEntry
 from streamhub.sdk.session import SessionHolder, default_stream_url
 from streamhub.sdk.subscriber import StreamClient
 from streamhub.sdk.wire import encode_message, to_raw_json
@@ -79,8 +78,7 @@ class Client:
         self._sessions = SessionHolder()
         self._registry = Registry(self._unregistered)
         self._calls = PendingCalls()
-        self._barriers: deque[list[Registration]] = deque()
-        self._refused: dict[str, RegistrationError] = {}
+        self._confirmations = Confirmations(self._registry)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._link: Link | None = None
         self._stream: StreamClient | None = None
@@ -126,9 +124,13 @@ class Client:
         declared = [*self._registry.functions.values(), *self._registry.triggers.values()]
         try:
             await asyncio.wait_for(asyncio.gather(*(_awaited(entry) for entry in declared)), self.connect_timeout)
-        except (RegistrationError, TimeoutError):
+        except RegistrationError:
             await self.close()
             raise
+        except TimeoutError:
+            await self.close()
+            raise ConnectError(f"{self.url} did not confirm the registrations within {self.connect_timeout:g} s "
+                               "(no pong)") from None
 
     async def close(self) -> None:
         """Disconnect for good: unsubscribe, stop reconnecting, fail what is still waiting."""
@@ -247,23 +249,24 @@ class Client:
         lost = self._calls.lost(link.generation, self.url)
         if lost:
             log.warning("%d calls in flight failed: connection to %s lost", lost, self.url)
-        self._barriers.clear()
-        self._refused.clear()
+        self._confirmations.reset()
 
     def _on_frame(self, frame: bytes | str) -> None:
         try:
             message = decode_worker_message(frame)
-        except ValueError:
-            log.warning("ignored a frame from %s that is not a worker message: %.200r", self.url, frame)
+        except ValueError as exc:
+            unknown_type = str(exc).endswith("at `$.type`")  # a newer engine's message: not for this client
+            log.log(logging.DEBUG if unknown_type else logging.WARNING,
+                    "ignored a frame from %s: %s: %.200r", self.url, exc, frame)
             return
         if isinstance(message, InvocationResult):
             self._calls.resolve(message)
         elif isinstance(message, InvokeFunction):
             self._spawn(self._serve(message))
         elif isinstance(message, Pong):
-            self._on_pong()
+            self._confirmations.pong()
         elif isinstance(message, TriggerRegistrationResult):
-            self._on_registration_result(message)
+            self._confirmations.refused(message)
         elif isinstance(message, WorkerRegistered):
             self.worker_id = message.worker_id
         elif isinstance(message, Ping):
@@ -329,26 +332,8 @@ class Client:
             log.debug("registration interrupted by a disconnect; it is sent again on reconnect")
 
     async def _barrier(self, covered: list[Registration]) -> None:
-        """Ping after registrations: the engine answers in order, so refusals arrive before the pong."""
-        self._barriers.append(covered)
+        self._confirmations.expect(covered)
         await self._require_link().send(encode_message(Ping()))
-
-    def _on_pong(self) -> None:
-        if not self._barriers:
-            return
-        for entry in self._barriers.popleft():
-            refusal = self._refused.pop(entry.id, None)
-            if refusal is not None:
-                entry.active = False
-                self._registry.remove(entry)
-            entry.settle(refusal)
-
-    def _on_registration_result(self, message: TriggerRegistrationResult) -> None:
-        if message.error is None:
-            return
-        reason = message.error.get("message") if isinstance(message.error, dict) else message.error
-        self._refused[message.id] = RegistrationError(
-            f"trigger {message.trigger_type} -> {message.function_id} refused by the engine: {reason}")
 
     def _unregistered(self, entry: Registration) -> None:
         self._registry.remove(entry)

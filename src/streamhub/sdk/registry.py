@@ -11,14 +11,21 @@ import asyncio
 import inspect
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 from streamhub.errors import InvalidRequest, StreamhubError
-from streamhub.protocol.worker_messages import RegisterFunction, RegisterTrigger, WorkerMessage
+from streamhub.protocol.worker_messages import (
+    RegisterFunction,
+    RegisterTrigger,
+    TriggerRegistrationResult,
+    WorkerMessage,
+)
+from streamhub.sdk.errors import RegistrationError
 from streamhub.sdk.events import wrap_payload
 
-__all__ = ["FunctionEntry", "Handler", "Registration", "Registry", "TriggerEntry"]
+__all__ = ["Confirmations", "FunctionEntry", "Handler", "Registration", "Registry", "TriggerEntry"]
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +155,44 @@ class Registry:
         """Registrations not yet sent on connection ``generation``: functions first, then triggers."""
         entries: list[Registration] = [*self.functions.values(), *self.triggers.values()]
         return [entry for entry in entries if entry.generation != generation]
+
+
+class Confirmations:
+    """Settles registrations: after sending some, the client pings; the engine handles a connection's frames in
+    order, so any ``triggerregistrationresult`` refusing one of them arrives before the ``pong``."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._waiting: deque[list[Registration]] = deque()  # one entry per ping in flight
+        self._refused: dict[str, RegistrationError] = {}
+
+    def expect(self, covered: list[Registration]) -> None:
+        """A ping covering ``covered`` is about to be sent."""
+        self._waiting.append(covered)
+
+    def refused(self, message: TriggerRegistrationResult) -> None:
+        """Remember a refusal until the pong that settles it."""
+        if message.error is None:
+            return
+        reason = message.error.get("message") if isinstance(message.error, dict) else message.error
+        self._refused[message.id] = RegistrationError(
+            f"trigger {message.trigger_type} -> {message.function_id} refused by the engine: {reason}")
+
+    def pong(self) -> None:
+        """Settle the registrations of the oldest ping; refused ones are forgotten (they would fail again)."""
+        if not self._waiting:
+            return
+        for entry in self._waiting.popleft():
+            refusal = self._refused.pop(entry.id, None)
+            if refusal is not None:
+                entry.active = False
+                self._registry.remove(entry)
+            entry.settle(refusal)
+
+    def reset(self) -> None:
+        """The connection dropped: unanswered pings never will be (registrations are sent again)."""
+        self._waiting.clear()
+        self._refused.clear()
 
 
 def _require_name(what: str, value: object) -> None:
