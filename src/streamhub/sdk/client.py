@@ -301,7 +301,9 @@ class Client:
         payload = encode_message(message)
         while True:
             remaining = deadline - asyncio.get_running_loop().time()
-            if link is None or self._closed.is_set():
+            if self._closed.is_set():
+                raise NotConnected(function_id, "the client is closed")
+            if link is None:
                 raise NotConnected(function_id, "the client is not connected (use `async with Client(...)`)")
             if not link.ready and not await link.wait_ready(max(0.0, remaining)):
                 raise NotConnected(function_id, f"no connection to {self.url} within {limit:g} s"
@@ -314,6 +316,7 @@ class Client:
             except ConnectionError:
                 if call is not None:
                     call.generation = None  # never left: send it on the next connection
+                await asyncio.sleep(0.01)  # let the link notice the close before waiting for the next one
 
     def _registrations_changed(self) -> None:
         if self._link is not None and self._link.ready:
