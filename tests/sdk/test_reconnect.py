@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streamhub.sdk import Backoff, Client, ConnectionLost, StreamEvent
+from streamhub.sdk import Backoff, Client, ConnectionLost, NotConnected, StreamEvent
 from tests.helpers import timeout
 from tests.process import EngineProcess
 
@@ -54,7 +54,8 @@ async def test_engine_restart_restores_functions_triggers_and_subscriptions(tmp_
         # Made during the outage: waits for the reconnect, then runs.
         outage_call = asyncio.create_task(caller.call(
             "stream.set", {"stream_name": "notes", "group_id": "u1", "item_id": "n", "data": "x"}))
-        await asyncio.sleep(0.2)
+        with pytest.raises(NotConnected, match="no connection to .* within 0.2 s"):
+            await caller.call("stream.list_all", {}, timeout=0.2)  # never sent: safe to retry
         assert not outage_call.done()
         await engine.start()
         await outage_call
