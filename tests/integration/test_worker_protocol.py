@@ -114,3 +114,29 @@ async def test_otel_socket_is_accepted_and_ignored(server: Server) -> None:
         await ws.send_str('{"type":"log"}')
         async with TestWorker(worker_url(server)) as worker:
             assert await worker.call("stream.list_all", {}) == {"stream": [], "count": 0}
+
+
+async def test_worker_metadata_is_recorded_and_dropped_on_disconnect(server: Server) -> None:
+    """Published SDKs announce themselves with a void ``engine::workers::register`` call on every connect."""
+    async with TestWorker(worker_url(server)) as worker:
+        await worker.send({"type": "invokefunction", "function_id": "engine::workers::register",
+                           "data": {"runtime": "node", "name": "w1", "version": "0.22.1"}, "action": {"type": "void"}})
+        assert await worker.call("engine::workers::register", {"runtime": "python", "name": "w1"}) is None
+        assert server.engine.workers.descriptions[worker.worker_id or ""]["runtime"] == "python"
+        assert worker.other.empty()
+    for _ in range(100):
+        if not server.engine.workers.descriptions:
+            break
+        await asyncio.sleep(0.01)
+    assert server.engine.workers.descriptions == {}
+
+
+async def test_enqueue_action_is_refused_not_run(server: Server) -> None:
+    async with TestWorker(worker_url(server)) as worker:
+        await worker.send({"type": "invokefunction", "invocation_id": "q1", "function_id": "stream.set",
+                           "action": {"type": "enqueue", "queue": "jobs"},
+                           "data": {"stream_name": "s", "group_id": "g", "item_id": "i", "data": 1}})
+        answer = await asyncio.wait_for(worker.other.get(), timeout(5))
+        assert answer["invocation_id"] == "q1" and answer["error"]["code"] == "enqueue_not_supported"
+        assert "stream.set" in answer["error"]["message"]
+        assert await worker.call("stream.get", {"stream_name": "s", "group_id": "g", "item_id": "i"}) == "<no result>"

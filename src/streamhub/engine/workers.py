@@ -1,7 +1,8 @@
 """What the engine does with each message a worker sends (registrations, calls, results).
 
 One handler per message type, dispatched by message class. Calls run as tasks so a slow function never stalls
-the worker's read loop; results go back as ``invocationresult``.
+the worker's read loop; results go back as ``invocationresult``. Published iii SDKs announce themselves with a
+fire-and-forget call of ``engine::workers::register``; that metadata is kept per worker (``descriptions``).
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ from streamhub.protocol.worker_messages import (
 if TYPE_CHECKING:
     from streamhub.engine.engine import Engine
 
-__all__ = ["WorkerSessions"]
+__all__ = ["REGISTER_WORKER", "WorkerSessions"]
 
 log = logging.getLogger(__name__)
+
+REGISTER_WORKER = "engine::workers::register"
 
 
 class WorkerSessions:
@@ -46,6 +49,7 @@ class WorkerSessions:
         # Trigger types defined by workers: registrations of these are forwarded to the owner.
         self._custom_types: dict[str, WorkerLink] = {}
         self._calls: set[asyncio.Task[None]] = set()
+        self.descriptions: dict[str, dict[str, Any]] = {}  # worker id -> what it said in engine::workers::register
         self._handlers: dict[type[Any], Callable[[WorkerLink, Any], None]] = {
             RegisterFunction: self._register_function,
             UnregisterFunction: self._unregister_function,
@@ -72,6 +76,7 @@ class WorkerSessions:
         for kind in [k for k, owner in self._custom_types.items() if owner is worker]:
             del self._custom_types[kind]
         stopped = engine.invocations.stop_worker(worker)
+        self.descriptions.pop(worker.worker_id, None)
         log.info("worker %s left: %d functions, %d triggers removed, %d calls stopped",
                  worker.worker_id, len(functions), len(triggers), stopped)
 
@@ -112,6 +117,9 @@ class WorkerSessions:
             del self._custom_types[message.id]
 
     def _invoke(self, worker: WorkerLink, message: InvokeFunction) -> None:
+        if message.function_id == REGISTER_WORKER:
+            self._describe(worker, message)
+            return
         task = asyncio.create_task(self._run_call(worker, message))
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
@@ -122,9 +130,23 @@ class WorkerSessions:
     def _ping(self, worker: WorkerLink, message: Ping) -> None:
         worker.send(Pong())
 
+    def _describe(self, worker: WorkerLink, message: InvokeFunction) -> None:
+        data = message.data if isinstance(message.data, dict) else {}
+        self.descriptions[worker.worker_id] = data
+        log.info("worker %s is %s (%s %s)", worker.worker_id, data.get("name"), data.get("runtime"),
+                 data.get("version"))
+        if message.invocation_id is not None and not _is_void(message.action):
+            worker.send(_answer(message, result=None))
+
     # Private
 
     async def _run_call(self, worker: WorkerLink, message: InvokeFunction) -> None:
+        if _is_enqueue(message.action):
+            error = {"code": "enqueue_not_supported",
+                     "message": f"streamhub has no queues: cannot enqueue {message.function_id}; call it directly"}
+            if message.invocation_id is not None:
+                worker.send(_answer(message, error=error))
+            return
         data = message.data
         if isinstance(data, dict) and not self._engine.functions.is_builtin(message.function_id):
             data = {**data, "_caller_worker_id": worker.worker_id}
@@ -160,3 +182,7 @@ def _answer(message: InvokeFunction, *, result: Any = UNSET, error: Any = None) 
 
 def _is_void(action: Any) -> bool:
     return isinstance(action, dict) and action.get("type") == "void"
+
+
+def _is_enqueue(action: Any) -> bool:
+    return isinstance(action, dict) and action.get("type") == "enqueue"

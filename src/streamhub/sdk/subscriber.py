@@ -1,0 +1,216 @@
+"""Subscribing to streams from Python: ``StreamClient.subscribe`` over the stream port (default 3112).
+
+Subscriptions share one WebSocket. The engine does not echo subscription ids, and it sends one copy of an event
+per matching subscription, so two overlapping subscriptions (a group and one of its items) on one socket could
+not be told apart: such a subscription gets a socket of its own ("lanes"). On each lane every frame therefore
+belongs to exactly one subscription. After a reconnect every subscription is joined again and receives a fresh
+``sync``; events of the old connection that arrive before it are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from streamhub.errors import InvalidRequest
+from streamhub.protocol.client_session import ClientSession
+from streamhub.protocol.codec import decode, encode
+from streamhub.sdk.errors import SubscriptionError
+from streamhub.sdk.events import StreamEvent
+from streamhub.sdk.link import Backoff, Link
+from streamhub.sdk.session import SessionHolder
+from streamhub.sdk.subscription import Callback, Subscription
+
+__all__ = ["StreamClient"]
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, str, str | None]
+_FIRST_FRAMES = ("sync", "unauthorized")
+
+
+class StreamClient:
+    """Subscriptions to one engine's stream port.
+
+    Args:
+        url: the stream port, e.g. ``ws://127.0.0.1:3112/`` (query strings such as ``?token=`` reach the auth
+            function).
+        headers: sent with the upgrade (e.g. ``Authorization``); protocols: WebSocket subprotocols to offer.
+        max_queue: events a subscription may hold for a slow consumer before it is re-joined.
+    """
+
+    def __init__(self, url: str = "ws://127.0.0.1:3112/", *, headers: Mapping[str, str] | None = None,
+                 protocols: Sequence[str] = (), backoff: Backoff | None = None, heartbeat: float | None = 20.0,
+                 max_queue: int = 10_000, sessions: SessionHolder | None = None) -> None:
+        self.url = url
+        self.max_queue = max_queue
+        self._options: dict[str, Any] = {"headers": dict(headers or {}), "protocols": tuple(protocols),
+                                         "backoff": backoff or Backoff(), "heartbeat": heartbeat}
+        self._own_sessions = sessions is None
+        self._sessions = sessions or SessionHolder()
+        self._lanes: list[_Lane] = []
+        self._validator = ClientSession()
+
+    async def __aenter__(self) -> StreamClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    def subscribe(self, stream_name: str, group_id: str, callback: Callback | None = None, *,
+                  item_id: str | None = None, max_queue: int | None = None) -> Subscription:
+        """Subscribe to a group (or one item); events go to ``callback`` or, without one, to ``async for``.
+
+        Raises:
+            InvalidRequest: a name is empty, too long or holds control characters (the message names it).
+        """
+        sub = Subscription(stream_name, group_id, item_id, callback, max_queue or self.max_queue, self._left)
+        try:
+            self._validator.receive(encode({"type": "join", "data": sub.join_data()}))
+        except InvalidRequest:
+            sub.unsubscribe()
+            raise
+        lane = next((lane for lane in self._lanes if not lane.overlaps(sub)), None)
+        if lane is None:
+            lane = _Lane(self, self._sessions.get(), self._options)
+            self._lanes.append(lane)
+        lane.add(sub)
+        return sub
+
+    async def close(self) -> None:
+        """Leave every subscription and close the sockets."""
+        lanes, self._lanes = self._lanes, []
+        for lane in lanes:
+            lane.end_all()
+            await lane.link.close()
+        if self._own_sessions:
+            await self._sessions.close()
+
+    # Private
+
+    def _left(self, sub: Subscription) -> None:
+        for lane in self._lanes:
+            if lane.remove(sub):
+                if not lane.subs and lane is not self._lanes[0]:
+                    self._lanes.remove(lane)
+                    asyncio.ensure_future(lane.link.close())
+                return
+
+    def _lane_failed(self, lane: _Lane) -> None:
+        if lane in self._lanes:
+            self._lanes.remove(lane)
+
+
+class _Lane:
+    """One socket and the non-overlapping subscriptions it carries."""
+
+    def __init__(self, owner: StreamClient, session: aiohttp.ClientSession, options: dict[str, Any]) -> None:
+        self._owner = owner
+        self.subs: dict[str, Subscription] = {}
+        self._by_address: dict[Address, Subscription] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.link = Link(session, owner.url, on_open=self._join_all, on_frame=self._on_frame,
+                         on_close=self._on_close, is_fatal=_is_refusal, on_fatal=self._on_fatal, **options)
+
+    def overlaps(self, sub: Subscription) -> bool:
+        """True if ``sub`` and a subscription of this lane would both receive some event."""
+        return any(other.stream_name == sub.stream_name and other.group_id == sub.group_id
+                   and (other.item_id is None or sub.item_id is None or other.item_id == sub.item_id)
+                   for other in self.subs.values())
+
+    def add(self, sub: Subscription) -> None:
+        self.subs[sub.id] = sub
+        self._by_address[_address(sub)] = sub
+        self.link.start()
+        if self.link.ready:
+            self._spawn(self._send("join", sub))
+
+    def remove(self, sub: Subscription) -> bool:
+        """Forget ``sub`` and send its leave; False if it is not on this lane."""
+        if self.subs.pop(sub.id, None) is None:
+            return False
+        self._by_address.pop(_address(sub), None)
+        if self.link.ready:
+            self._spawn(self._send("leave", sub))
+        return True
+
+    def end_all(self) -> None:
+        for sub in list(self.subs.values()):
+            sub.unsubscribe()
+
+    # Connection events
+
+    async def _join_all(self) -> None:
+        for sub in list(self.subs.values()):
+            sub.live = False
+            await self._send("join", sub)
+
+    def _on_close(self) -> None:
+        for sub in self.subs.values():
+            sub.live = False
+
+    def _on_fatal(self, exc: BaseException) -> None:
+        code = "unauthorized" if _is_refusal(exc) else "subscription_failed"
+        for sub in list(self.subs.values()):
+            sub.fail(SubscriptionError(f"{sub!r}: {self.link.url} refused the connection: {exc}", code=code))
+        self.subs.clear()
+        self._by_address.clear()
+        self._owner._lane_failed(self)
+
+    def _on_frame(self, frame: bytes | str) -> None:
+        try:
+            message = decode(frame)
+        except ValueError:
+            log.warning("ignored a frame from %s that is not JSON: %.200r", self.link.url, frame)
+            return
+        if not isinstance(message, dict):
+            return
+        if message.get("type") == "error":
+            log.warning("%s answered with an error: %s", self.link.url, message.get("error"))
+        elif message.get("type") == "stream":
+            self._route(StreamEvent(message))
+
+    def _route(self, event: StreamEvent) -> None:
+        stream, group, item = event.stream_name or "", event.group_id or "", event.id
+        kind = event.event_type
+        if kind in _FIRST_FRAMES:
+            sub = self._by_address.get((stream, group, item))
+        else:
+            sub = self._by_address.get((stream, group, None)) or self._by_address.get((stream, group, item))
+        if sub is None:
+            return
+        if kind == "unauthorized":
+            self.remove(sub)
+            sub.refuse(event)
+            return
+        if kind == "sync":
+            sub.live = True
+        elif not sub.live:
+            return  # from before this connection's sync: the sync already holds its effect
+        if not sub.deliver(event):
+            self._spawn(self._send("join", sub))
+
+    async def _send(self, kind: str, sub: Subscription) -> None:
+        try:
+            await self.link.send(encode({"type": kind, "data": sub.join_data()}))
+        except ConnectionError:
+            log.debug("%s of %r not sent: disconnected (joins are sent again on reconnect)", kind, sub)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _address(sub: Subscription) -> Address:
+    return (sub.stream_name, sub.group_id, sub.item_id)
+
+
+def _is_refusal(exc: BaseException) -> bool:
+    return isinstance(exc, aiohttp.WSServerHandshakeError) and exc.status in (401, 403)

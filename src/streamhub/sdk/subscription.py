@@ -1,0 +1,169 @@
+"""One subscription to a group or an item, as the program sees it: a callback or an async iterator.
+
+Frames are queued per subscription and handed out in order by one task (callback form) or by ``__anext__``
+(iterator form), so a slow consumer never stalls the shared socket. A consumer that falls ``max_queue`` events
+behind is re-joined instead: its backlog is dropped and it gets a fresh ``sync`` with the current state, the same
+contract as the engine's 1013 for slow clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+from streamhub.sdk.errors import SubscriptionError
+from streamhub.sdk.events import StreamEvent
+
+__all__ = ["Callback", "Subscription"]
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[StreamEvent], Awaitable[None] | None]
+
+
+class Subscription:
+    """A live view of ``stream_name/group_id`` (or of one item when ``item_id`` is set).
+
+    The first event is a ``sync`` holding the current value(s); after a reconnect another ``sync`` follows with the
+    state at that time. ``unsubscribe()`` ends it; so does leaving an ``async with`` block.
+    """
+
+    def __init__(self, stream_name: str, group_id: str, item_id: str | None, callback: Callback | None,
+                 max_queue: int, on_unsubscribe: Callable[[Subscription], None]) -> None:
+        self.id = str(uuid.uuid4())
+        self.stream_name = stream_name
+        self.group_id = group_id
+        self.item_id = item_id
+        self.error: SubscriptionError | None = None
+        self._error_was_delivered = False  # the refusal came as an ``unauthorized`` event the consumer sees
+        self.live = False  # the current connection's sync arrived; events before it are stale
+        self._callback = callback
+        self._max_queue = max_queue
+        self._on_unsubscribe = on_unsubscribe
+        self._queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
+        self._synced = asyncio.Event()
+        self._ended = False
+        self._last_sync: StreamEvent | None = None
+        self._task = asyncio.create_task(self._run_callback()) if callback is not None else None
+
+    def __repr__(self) -> str:
+        item = f"/{self.item_id}" if self.item_id is not None else ""
+        return f"<Subscription {self.stream_name}/{self.group_id}{item} {self.id}>"
+
+    @property
+    def active(self) -> bool:
+        """False once unsubscribed, refused or failed."""
+        return not self._ended
+
+    def join_data(self) -> dict[str, Any]:
+        """The ``data`` of this subscription's join/leave frames (wire names)."""
+        data: dict[str, Any] = {"subscriptionId": self.id, "streamName": self.stream_name, "groupId": self.group_id}
+        if self.item_id is not None:
+            data["id"] = self.item_id
+        return data
+
+    def unsubscribe(self) -> None:
+        """Leave: no more events; an iterator stops after this."""
+        if not self._ended:
+            self._on_unsubscribe(self)
+            self._drain()
+            self._end()
+
+    async def wait_synced(self, timeout: float = 10.0) -> StreamEvent:
+        """Wait for the first ``sync`` and return it.
+
+        Raises:
+            SubscriptionError: refused (``code == "unauthorized"``), failed, or no sync within ``timeout``.
+        """
+        synced = asyncio.ensure_future(self._synced.wait())
+        try:
+            await asyncio.wait_for(synced, timeout)
+        except TimeoutError:
+            raise SubscriptionError(f"{self!r}: no sync within {timeout:g} s") from None
+        if self.error is not None:
+            raise self.error
+        if self._last_sync is None:
+            raise SubscriptionError(f"{self!r}: unsubscribed before its first sync")
+        return self._last_sync
+
+    # Used by the connection
+
+    def deliver(self, event: StreamEvent) -> bool:
+        """Queue ``event``; False if the consumer is too far behind (the caller then re-joins)."""
+        if self._ended:
+            return True
+        if event.event_type == "sync":
+            self._last_sync = event
+        if self._queue.qsize() >= self._max_queue:
+            log.warning("%r: consumer is %d events behind; re-joining for a fresh sync", self, self._max_queue)
+            self._drain()
+            self.live = False
+            return False
+        self._queue.put_nowait(event)
+        if event.event_type == "sync":
+            self._synced.set()
+        return True
+
+    def refuse(self, event: StreamEvent) -> None:
+        """The engine refused the join: hand out the ``unauthorized`` event, then end."""
+        self.error = SubscriptionError(f"{self!r}: refused by a join trigger", code="unauthorized")
+        if not self._ended:
+            self._error_was_delivered = True
+            self._queue.put_nowait(event)
+        self._end()
+
+    def fail(self, error: SubscriptionError) -> None:
+        """The subscription cannot continue; an iterator raises ``error``."""
+        self.error = error
+        log.error("%s", error.message)
+        self._end()
+
+    # Iterator form
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        event = await self._queue.get()
+        if event is None:
+            self._queue.put_nowait(None)  # later calls end too
+            if self.error is not None and not self._error_was_delivered:
+                raise self.error
+            raise StopAsyncIteration
+        return event
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.unsubscribe()
+
+    # Private
+
+    def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._queue.put_nowait(None)
+        self._synced.set()
+
+    def _drain(self) -> None:
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    async def _run_callback(self) -> None:
+        callback = self._callback
+        assert callback is not None
+        while (event := await self._queue.get()) is not None:
+            try:
+                result = callback(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("%r: callback failed on a %s event", self, event.event_type)
