@@ -22,6 +22,7 @@ from streamhub.errors import InvalidRequest
 from streamhub.protocol import close_codes
 from streamhub.protocol.client_messages import Join, SubscriptionData, error_frame
 from streamhub.transport.auth import AuthDecision, authenticate
+from streamhub.transport.static_files import static_routes
 
 __all__ = ["ClientEndpoint", "ClientEndpointSettings"]
 
@@ -41,7 +42,10 @@ class ClientEndpointSettings:
 
 
 class ClientEndpoint:
-    """aiohttp handlers for ``/`` and the documented ``/stream/<stream>/<group>/`` auto-join form."""
+    """aiohttp handlers for ``/`` and the documented ``/stream/<stream>/<group>/`` auto-join form.
+
+    The auth function guards the WebSocket only; ``/client.js`` is public code served to any page.
+    """
 
     def __init__(self, engine: Engine, settings: ClientEndpointSettings) -> None:
         self._engine = engine
@@ -49,11 +53,12 @@ class ClientEndpoint:
         self.connections: dict[str, ClientConnection] = {}
 
     def routes(self) -> list[web.RouteDef]:
-        """Routes to mount on the stream port's application."""
+        """Routes to mount on the stream port's application: the WebSocket, and the browser client files."""
         return [
             web.get("/", self.handle),
             web.get("/stream/{stream}/{group}", self.handle),
             web.get("/stream/{stream}/{group}/", self.handle),
+            *static_routes(),
         ]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
