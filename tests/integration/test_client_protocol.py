@@ -155,3 +155,14 @@ async def test_slow_consumer_is_cut_off_while_fast_one_keeps_receiving() -> None
     finally:
         slow.close()
         await srv.close()
+
+
+async def test_engine_close_tells_clients_1001_at_once() -> None:
+    srv = Server(make_config())
+    await srv.start()
+    async with Subscriber(stream_url(srv)) as sub:
+        await sub.join("s", "g")
+        await sub.next()
+        closing = asyncio.create_task(srv.close())
+        assert await sub.wait_closed(wait=1.0) == 1001
+        await asyncio.wait_for(closing, 1.0)

@@ -51,6 +51,7 @@ class ClientEndpoint:
         self._engine = engine
         self._settings = settings
         self.connections: dict[str, ClientConnection] = {}
+        self._sockets: set[web.WebSocketResponse] = set()
 
     def routes(self) -> list[web.RouteDef]:
         """Routes to mount on the stream port's application: the WebSocket, and the browser client files."""
@@ -74,13 +75,19 @@ class ClientEndpoint:
         )
         await ws.prepare(request)
         conn = self._open(ws, request, decision.context)
+        self._sockets.add(ws)
         try:
             await self._auto_join(conn, request)
             await self._read_loop(conn, ws)
         finally:
+            self._sockets.discard(ws)
             self.connections.pop(conn.connection_id, None)
             await self._engine.clients.disconnect(conn)
         return ws
+
+    async def close_all(self) -> None:
+        """Close every client socket with 1001 so clients reconnect at once instead of waiting out a timeout."""
+        await asyncio.gather(*(_close_going_away(ws) for ws in list(self._sockets)))
 
     # Private
 
@@ -138,6 +145,12 @@ async def _close_slow(ws: web.WebSocketResponse, transport: asyncio.Transport) -
                                _CLOSE_TIMEOUT)
     if not transport.is_closing():
         transport.abort()
+
+
+async def _close_going_away(ws: web.WebSocketResponse) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(code=close_codes.GOING_AWAY, message=b"engine shutting down"),
+                               _CLOSE_TIMEOUT)
 
 
 def _first_offered_protocol(request: web.Request) -> tuple[str, ...]:
