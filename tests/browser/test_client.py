@@ -6,6 +6,9 @@ from typing import Any
 
 import pytest
 
+from streamhub.adapters.memory import MemoryAdapter
+from streamhub.core.positions import Position
+from streamhub.errors import AdapterError
 from streamhub.transport.server import Server
 from tests.browser.conftest import OpenPage, eventually, http_base, screenshot, until
 from tests.conftest import make_config, stream_url, worker_url
@@ -173,3 +176,65 @@ async def test_token_reaches_the_auth_function_and_a_refused_page_keeps_retrying
     tokens = [r["query_params"].get("token") for r in seen]
     assert ["s3cret.A-b_c"] in tokens and ["nope"] in tokens
     assert any(r["headers"].get("sec-websocket-protocol") == "streamhub, tok.s3cret" for r in seen)
+
+
+async def test_bad_arguments_fail_at_once_with_a_message_naming_them(engine: Server, open_page: OpenPage) -> None:
+    tab = await open_page(http_base(engine.stream_port))
+    errors = await tab.evaluate("""async (url) => {
+        const { Client } = await import(new URLSearchParams(location.search).get('client'));
+        const attempt = (f) => { try { f(); return null; } catch (e) { return `${e.name}: ${e.message}`; } };
+        const client = new Client(url);
+        const errors = [
+            attempt(() => new Client('localhost:3112')),
+            attempt(() => new Client('http://localhost:3112')),
+            attempt(() => client.stream.subscribe('todos', '', () => {})),
+            attempt(() => client.stream.subscribe('todos', 'u', 'not a function')),
+            attempt(() => client.stream.subscribeItem('todos', 'u', 7, () => {})),
+            attempt(() => client.on('message', () => {})),
+        ];
+        client.close();
+        errors.push(attempt(() => client.stream.subscribe('todos', 'u', () => {})));
+        return errors;
+    }""", stream_url(engine))
+    assert errors == [
+        'TypeError: streamhub Client: url must be a ws:// or wss:// URL such as \'ws://localhost:3112\', '
+        'got "localhost:3112"',
+        'TypeError: streamhub Client: url must be a ws:// or wss:// URL such as \'ws://localhost:3112\', '
+        'got "http://localhost:3112"',
+        'TypeError: streamhub subscribe: groupId must be a non-empty string, got ""',
+        "TypeError: streamhub subscribe: onEvent must be a function",
+        "TypeError: streamhub subscribe: options.itemId must be a non-empty string, got 7",
+        'TypeError: streamhub Client.on: unknown event "message" (use "status" or "error")',
+        "Error: streamhub Client: subscribe after close()",
+    ]
+
+
+class FlakySnapshots(MemoryAdapter):
+    """A store whose first two snapshot reads fail: a backend outage cannot be caused on demand in memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 2
+
+    async def snapshot(self, stream: str, group: str, item: str | None) -> tuple[Any, Position]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise AdapterError("store unavailable (injected)")
+        return await super().snapshot(stream, group, item)
+
+
+async def test_a_join_the_engine_could_not_answer_is_retried(open_page: OpenPage) -> None:
+    srv = Server(make_config(), adapter=FlakySnapshots())
+    await srv.start()
+    try:
+        tab = await open_page(http_base(srv.stream_port))
+        await tab.evaluate("url => { harness.connect('c', url); harness.subscribe('todos', 'c', 'todos', 'u') }",
+                           stream_url(srv))
+        await until(tab, "() => harness.log('todos').length === 1")
+        assert (await tab.evaluate("harness.log('todos')"))[0]["event_type"] == "sync"
+        errors = [e for e in await tab.evaluate("harness.log('c')") if "error" in e]
+        assert [e["code"] for e in errors] == ["adapter_error", "adapter_error"]
+        assert "store unavailable" in errors[0]["error"]
+        await tab.evaluate("harness.close('c')")
+    finally:
+        await srv.close()

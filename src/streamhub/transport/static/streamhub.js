@@ -30,12 +30,10 @@ const OPEN = 1;
 export class Client {
   /**
    * @param {string} url the stream port, e.g. "ws://localhost:3112"
-   * @param {import("./client.d.ts").ClientOptions} [options]
+   * @param {object} [options] token, tokenParam, protocols, reconnect, WebSocket (see ClientOptions in client.d.ts)
    */
   constructor(url, options = {}) {
-    if (typeof url !== "string" || url === "") {
-      throw new TypeError("streamhub Client: url must be a non-empty string such as 'ws://localhost:3112'");
-    }
+    checkUrl(url);
     this.url = url;
     this.options = options;
     this.status = "connecting";
@@ -167,6 +165,7 @@ export class Client {
   }
 
   _retry(detail) {
+    if (this._closed) return;
     const delay = this._delay(this._attempt);
     this._attempt += 1;
     this._setStatus("reconnecting", { ...detail, delay, attempt: this._attempt });
@@ -452,6 +451,19 @@ function toEvent(frame, subscriptionId, replayed) {
     data,
     replayed,
   };
+}
+
+function checkUrl(url) {
+  let parsed = null;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // reported below
+  }
+  if (!parsed || !["ws:", "wss:"].includes(parsed.protocol)) {
+    throw new TypeError(`streamhub Client: url must be a ws:// or wss:// URL such as 'ws://localhost:3112', got ${
+      JSON.stringify(url)}`);
+  }
 }
 
 function checkName(field, value) {
