@@ -31,6 +31,7 @@ class EngineProcess:
             f"      {adapter}"
         )
         self.proc: asyncio.subprocess.Process | None = None
+        self.killed = False
 
     @property
     def worker_url(self) -> str:
@@ -41,6 +42,7 @@ class EngineProcess:
         return f"ws://127.0.0.1:{self.stream_port}/"
 
     async def start(self) -> None:
+        self.killed = False
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "streamhub", "serve", "-c", str(self.config), "--log-level", "WARNING",
             cwd=self.workdir, stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -52,9 +54,12 @@ class EngineProcess:
         """SIGKILL: no chance to flush anything."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
+        self.killed = True
 
     async def stop(self) -> int:
         assert self.proc is not None
-        if self.proc.returncode is None:
+        # Never signal a killed child: Popen.send_signal polls first and may reap it before asyncio's child
+        # watcher does, which then reports returncode 255 instead of -9.
+        if self.proc.returncode is None and not self.killed:
             self.proc.send_signal(signal.SIGTERM)
         return await asyncio.wait_for(self.proc.wait(), timeout(20))
