@@ -106,15 +106,18 @@ async def test_dropped_connection_resumes_with_exactly_the_missed_events(
         assert proxy.accepted >= 2
 
 
-async def test_client_cut_off_as_slow_reconnects_and_resumes(engine: Server, open_page: OpenPage) -> None:
+async def test_client_cut_off_as_slow_reconnects_and_resumes(
+        engine: Server, proxy: TcpProxy, open_page: OpenPage) -> None:
     async with TestWorker(worker_url(engine)) as worker:
         tab = await open_page(http_base(engine.stream_port))
-        await watch(tab, f"ws://127.0.0.1:{engine.stream_port}/",
-                    reconnect={"minDelay": 300, "maxDelay": 300, "jitter": 0})
+        await watch(tab, proxy.url)
         (conn,) = engine.clients.connections.values() if engine.clients else ()
+        proxy.blocked = True  # new connections only: the 1013 close still travels the open one
         conn.outbox.cut_off()  # what the engine does to a client whose output backs up
+        await until(tab, "() => harness.log('c').some(e => e.status === 'reconnecting')")
         for i in range(3):
             await worker.call("stream.set", todo(f"t{i}", f"while away {i}"))
+        proxy.blocked = False
         await until(tab, "() => harness.log('todos').length === 5")
         statuses = [e for e in await tab.evaluate("harness.log('c')") if e.get("status") == "reconnecting"]
         assert statuses[0]["code"] == 1013
