@@ -26,6 +26,7 @@ class EngineProcess:
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "WORKER_PORT": str(self.worker_port),
                     "STREAM_PORT": str(self.stream_port), **(env or {})}
         self.proc: asyncio.subprocess.Process | None = None
+        self.killed = False
         if config is not None:
             self.config = config
             return
@@ -51,6 +52,7 @@ class EngineProcess:
         return f"ws://127.0.0.1:{self.stream_port}/"
 
     async def start(self) -> None:
+        self.killed = False
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "streamhub", "serve", "-c", str(self.config), "--log-level", "WARNING",
             cwd=self.workdir, stdout=asyncio.subprocess.PIPE, env=self.env)
@@ -62,9 +64,12 @@ class EngineProcess:
         """SIGKILL: no chance to flush anything."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
+        self.killed = True
 
     async def stop(self) -> int:
         assert self.proc is not None
-        if self.proc.returncode is None:
+        # Never signal a killed child: Popen.send_signal polls first and may reap it before asyncio's child
+        # watcher does, which then reports returncode 255 instead of -9.
+        if self.proc.returncode is None and not self.killed:
             self.proc.send_signal(signal.SIGTERM)
         return await asyncio.wait_for(self.proc.wait(), timeout(20))

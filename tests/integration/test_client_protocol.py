@@ -61,6 +61,19 @@ async def test_item_subscription_and_url_form(server: Server) -> None:
             assert [(await url_sub.next())["id"] for _ in range(2)] == ["b", "a"]
 
 
+async def test_answers_to_joins_echo_their_subscription_id(server: Server) -> None:
+    async with Subscriber(stream_url(server)) as sub, TestWorker(worker_url(server)) as worker:
+        await sub.join("s", "g", sub_id="first")
+        await sub.join("s", "g", sub_id="second", position={"epoch": "gone", "offset": 3})
+        await sub.join("s", "g", item="i", sub_id="item")
+        answers = [await sub.next() for _ in range(3)]
+        assert [(a["event"]["type"], a["subscriptionId"]) for a in answers] == [
+            ("sync", "first"), ("sync", "second"), ("sync", "item")]
+        await worker.call("stream.set", {"stream_name": "s", "group_id": "g", "item_id": "i", "data": 1})
+        events = [await sub.next() for _ in range(3)]  # one copy per subscription, encoded once per group
+        assert all("subscriptionId" not in e and e["event"]["type"] == "create" for e in events)
+
+
 async def test_leave_stops_delivery(server: Server) -> None:
     async with Subscriber(stream_url(server)) as sub, TestWorker(worker_url(server)) as worker:
         sub_id = await sub.join("s", "g")
@@ -142,3 +155,14 @@ async def test_slow_consumer_is_cut_off_while_fast_one_keeps_receiving() -> None
     finally:
         slow.close()
         await srv.close()
+
+
+async def test_engine_close_tells_clients_1001_at_once() -> None:
+    srv = Server(make_config())
+    await srv.start()
+    async with Subscriber(stream_url(srv)) as sub:
+        await sub.join("s", "g")
+        await sub.next()
+        closing = asyncio.create_task(srv.close())
+        assert await sub.wait_closed(wait=1.0) == 1001
+        await asyncio.wait_for(closing, 1.0)

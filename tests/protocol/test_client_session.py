@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streamhub.errors import InvalidName, ProtocolViolation
-from streamhub.protocol.client_messages import Join, Leave
+from streamhub.protocol.client_messages import Join, Leave, error_frame
 from streamhub.protocol.client_session import ClientSession
 from streamhub.protocol.codec import text_frame
 
@@ -50,3 +50,9 @@ def test_empty_frames_are_ignored() -> None:
 def test_text_frame_lengths(size: int, header: bytes) -> None:
     frame = text_frame(b"x" * size)
     assert frame.startswith(header) and len(frame) == len(header) + size
+
+
+def test_error_frame_names_the_subscription_of_a_failed_join() -> None:
+    error = InvalidName("stream.list: groupId must be a non-empty string")
+    assert error_frame(error) == {"type": "error", "error": error.to_wire()}
+    assert error_frame(error, "s1")["subscriptionId"] == "s1"

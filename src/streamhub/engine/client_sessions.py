@@ -83,7 +83,7 @@ class ClientSessions:
             log.warning("snapshot of %s/%s failed: %s", sub.streamName, sub.groupId, exc)
             conn.session.closed(sub.subscriptionId)
             await self._unregister(conn, sub)
-            conn.send(error_frame(exc))
+            conn.send(error_frame(exc, sub.subscriptionId))
             return
         await live.go_live(first, floor, held)
 

@@ -80,12 +80,19 @@ def unauthorized_wrapper(sub: SubscriptionData) -> dict[str, Any]:
     return _wrapper(sub, {"type": "unauthorized"})
 
 
-def error_frame(error: StreamhubError) -> dict[str, Any]:
-    """streamhub's answer to a frame it cannot use; the connection stays open."""
-    return {"type": "error", "error": error.to_wire()}
+def error_frame(error: StreamhubError, subscription_id: str | None = None) -> dict[str, Any]:
+    """streamhub's answer to a frame it cannot use; the connection stays open.
+
+    A join that failed names its subscription, so the client knows which one to retry.
+    """
+    frame: dict[str, Any] = {"type": "error", "error": error.to_wire()}
+    if subscription_id is not None:
+        frame["subscriptionId"] = subscription_id
+    return frame
 
 
 def _wrapper(sub: SubscriptionData, event: dict[str, Any]) -> dict[str, Any]:
+    """An answer to one join; it echoes the ``subscriptionId`` so overlapping subscriptions can tell theirs."""
     return {
         "type": "stream",
         "timestamp": now_ms(),
@@ -93,4 +100,5 @@ def _wrapper(sub: SubscriptionData, event: dict[str, Any]) -> dict[str, Any]:
         "groupId": sub.groupId,
         "id": sub.id,
         "event": event,
+        "subscriptionId": sub.subscriptionId,
     }

@@ -23,6 +23,7 @@ from streamhub.protocol import close_codes
 from streamhub.protocol.client_messages import Join, error_frame
 from streamhub.protocol.codec import encode
 from streamhub.transport.auth import AuthDecision, authenticate
+from streamhub.transport.static_files import static_routes
 
 __all__ = ["ClientEndpoint", "ClientEndpointSettings"]
 
@@ -42,19 +43,24 @@ class ClientEndpointSettings:
 
 
 class ClientEndpoint:
-    """aiohttp handlers for ``/`` and the documented ``/stream/<stream>/<group>/`` auto-join form."""
+    """aiohttp handlers for ``/`` and the documented ``/stream/<stream>/<group>/`` auto-join form.
+
+    The auth function guards the WebSocket only; ``/client.js`` is public code served to any page.
+    """
 
     def __init__(self, engine: Engine, settings: ClientEndpointSettings) -> None:
         self._engine = engine
         self._settings = settings
         self.connections: dict[str, ClientConnection] = {}
+        self._sockets: set[web.WebSocketResponse] = set()
 
     def routes(self) -> list[web.RouteDef]:
-        """Routes to mount on the stream port's application."""
+        """Routes to mount on the stream port's application: the WebSocket, and the browser client files."""
         return [
             web.get("/", self.handle),
             web.get("/stream/{stream}/{group}", self.handle),
             web.get("/stream/{stream}/{group}/", self.handle),
+            *static_routes(),
         ]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -70,13 +76,19 @@ class ClientEndpoint:
         )
         await ws.prepare(request)
         conn = self._open(ws, request, decision.context)
+        self._sockets.add(ws)
         try:
             await self._auto_join(conn, request)
             await self._read_loop(conn, ws)
         finally:
+            self._sockets.discard(ws)
             self.connections.pop(conn.connection_id, None)
             await self._engine.clients.disconnect(conn)
         return ws
+
+    async def close_all(self) -> None:
+        """Close every client socket with 1001 so clients reconnect at once instead of waiting out a timeout."""
+        await asyncio.gather(*(_close_going_away(ws) for ws in list(self._sockets)))
 
     # Private
 
@@ -134,6 +146,12 @@ async def _close_slow(ws: web.WebSocketResponse, transport: asyncio.Transport) -
                                _CLOSE_TIMEOUT)
     if not transport.is_closing():
         transport.abort()
+
+
+async def _close_going_away(ws: web.WebSocketResponse) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(code=close_codes.GOING_AWAY, message=b"engine shutting down"),
+                               _CLOSE_TIMEOUT)
 
 
 def _first_offered_protocol(request: web.Request) -> tuple[str, ...]:

@@ -135,6 +135,8 @@ class Server:
 
     async def close(self) -> None:
         """Close sockets (clients see 1001), then the engine (flushing the store)."""
+        if self.clients is not None:
+            await self.clients.close_all()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
