@@ -14,6 +14,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from aiohttp import web
@@ -23,10 +24,10 @@ ROOT = HERE.parents[1]
 READY_TIMEOUT = 30.0
 
 
-def ports() -> dict[str, int]:
+def ports(environ: Mapping[str, str] = os.environ) -> dict[str, int]:
     """The ports of this run, from the environment (the config's ``${VAR:default}`` defaults otherwise)."""
     defaults = {"WORKER_PORT": 49134, "STREAM_PORT": 3112, "API_PORT": 3111, "PAGE_PORT": 8080}
-    return {name: int(os.environ.get(name, default)) for name, default in defaults.items()}
+    return {name: int(environ.get(name, default)) for name, default in defaults.items()}
 
 
 def page_app(port: dict[str, int]) -> web.Application:
