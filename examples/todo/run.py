@@ -51,11 +51,27 @@ def page_app(port: dict[str, int]) -> web.Application:
     return app
 
 
-async def start_child(name: str, args: list[str], ready: bytes,
-                      env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    """Start a child, wait for its ready line, then keep forwarding its output prefixed with its name."""
+class Child:
+    """A child process whose output is forwarded here, each line prefixed with its name."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, forwarding: asyncio.Task[None]) -> None:
+        self.proc = proc
+        self.forwarding = forwarding
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+        await self.proc.wait()
+        await self.forwarding
+
+
+async def start_child(name: str, args: list[str], ready: bytes, env: dict[str, str] | None = None) -> Child:
+    """Start a child, wait for its ready line, then keep forwarding its output.
+
+    Children get their own session, so Ctrl-C reaches only this process, which then stops them in order.
+    """
     proc = await asyncio.create_subprocess_exec(*args, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.STDOUT,
+                                                stderr=asyncio.subprocess.STDOUT, start_new_session=True,
                                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     assert proc.stdout is not None
     async with asyncio.timeout(READY_TIMEOUT):
@@ -64,8 +80,7 @@ async def start_child(name: str, args: list[str], ready: bytes,
                 raise SystemExit(f"{name} exited before it was ready (exit code {await proc.wait()})")
             print(f"[{name}] {line.decode().rstrip()}", flush=True)
     print(f"[{name}] {line.decode().rstrip()}", flush=True)
-    asyncio.get_running_loop().create_task(forward(name, proc))
-    return proc
+    return Child(proc, asyncio.get_running_loop().create_task(forward(name, proc)))
 
 
 async def forward(name: str, proc: asyncio.subprocess.Process) -> None:
@@ -77,7 +92,7 @@ async def forward(name: str, proc: asyncio.subprocess.Process) -> None:
 
 async def main(with_engine: bool) -> None:
     port = ports()
-    children: list[asyncio.subprocess.Process] = []
+    children: list[Child] = []
     runner = web.AppRunner(page_app(port), access_log=None)
     try:
         if with_engine:
@@ -92,19 +107,17 @@ async def main(with_engine: bool) -> None:
         await wait_for_stop(children)
     finally:
         await runner.cleanup()
-        for proc in reversed(children):
-            if proc.returncode is None:
-                proc.terminate()
-                await proc.wait()
+        for child in reversed(children):
+            await child.stop()
 
 
-async def wait_for_stop(children: list[asyncio.subprocess.Process]) -> None:
+async def wait_for_stop(children: list[Child]) -> None:
     """Until SIGINT/SIGTERM, or until a child exits (the app would not work without it)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    waits = [asyncio.ensure_future(stop.wait()), *(asyncio.ensure_future(proc.wait()) for proc in children)]
+    waits = [asyncio.ensure_future(stop.wait()), *(asyncio.ensure_future(child.proc.wait()) for child in children)]
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     for task in waits:
         task.cancel()

@@ -119,13 +119,14 @@ async def delete_todo_http(request: Any) -> Any:
 @client.function("on-todo-change", triggers=[{"type": "stream", "config": {"stream_name": "todos"}}])
 async def on_todo_change(event: StreamEvent) -> None:
     """Log the change, then recount the user's summary (the engine already pushed the change to the pages)."""
-    title = (event.data or {}).get("title", "") if isinstance(event.data, dict) else ""
-    print(f"todo {event.event_type} {event.group_id}/{event.id} {title!r}", flush=True)
+    user_id = event.group_id or ""
+    title = event.data.get("title", "") if isinstance(event.data, dict) else ""
+    print(f"todo {event.event_type} {user_id}/{event.id} {title!r}", flush=True)
     # One recount at a time per user: the last one reads the state after the last change, so the summary ends right.
-    async with _stats_locks[event.group_id]:
-        todos = await client.call("stream.list", {"stream_name": "todos", "group_id": event.group_id}) or []
+    async with _stats_locks[user_id]:
+        todos = await client.call("stream.list", {"stream_name": "todos", "group_id": user_id}) or []
         done = sum(1 for todo in todos if isinstance(todo, dict) and todo.get("completed"))
-        await client.call("stream.set", {"stream_name": "todo_stats", "group_id": event.group_id,
+        await client.call("stream.set", {"stream_name": "todo_stats", "group_id": user_id,
                                          "item_id": "summary", "data": {"total": len(todos), "done": done}})
 
 
