@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 import uuid
 from collections import defaultdict
@@ -131,9 +132,12 @@ async def on_todo_change(event: StreamEvent) -> None:
 
 
 async def main() -> None:
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # leave cleanly: the engine drops our routes and triggers at once
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     async with client:
         print("todo worker ready", flush=True)
-        await client.run_forever()
+        await stop.wait()
 
 
 if __name__ == "__main__":
