@@ -1,0 +1,159 @@
+"""examples/todo in real Chromium: the engine (a real ``streamhub serve`` on the example's config, durable store),
+the example's own ``run.py`` (worker + page server), two tabs, HTTP writes from the test and clicks in the pages,
+and an engine killed and restarted under them."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from playwright.async_api import BrowserContext, Page
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from tests.browser.conftest import screenshot, until
+from tests.helpers import free_port, timeout
+from tests.process import EngineProcess
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "todo"
+USER = "user_123"
+
+LIST_JS = """() => [...document.querySelectorAll('#todos li')].map(
+    (li) => [li.querySelector('.title').textContent, li.classList.contains('done')])"""
+
+
+@dataclass
+class TodoApp:
+    engine: EngineProcess
+    api: str
+    page: str
+    output: list[str] = field(default_factory=list)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def todo_app(tmp_path: Path) -> AsyncIterator[TodoApp]:
+    """The example's engine config run for real, and ``run.py --no-engine`` (the worker and the page server)."""
+    api_port, page_port = free_port(), free_port()
+    engine = EngineProcess(tmp_path, config=EXAMPLE / "config.yaml", env={
+        "API_PORT": str(api_port), "PAGE_PORT": str(page_port), "TODO_DATA": str(tmp_path / "data")})
+    await engine.start()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(EXAMPLE / "run.py"), "--no-engine", env=engine.env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    app = TodoApp(engine, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{page_port}/?user={USER}")
+    assert proc.stdout is not None
+    reader: asyncio.Task[None] | None = None
+    try:
+        async with asyncio.timeout(timeout(20)):
+            while not (line := (await proc.stdout.readline()).decode()).startswith("todo app ready"):
+                assert line, "".join(app.output)
+                app.output.append(line)
+        reader = asyncio.create_task(_collect(proc.stdout, app.output))
+        yield app
+    finally:
+        proc.terminate()
+        await proc.wait()
+        if reader is not None:
+            await reader
+        await engine.stop()
+
+
+async def _collect(stream: asyncio.StreamReader, into: list[str]) -> None:
+    while line := await stream.readline():
+        into.append(line.decode())
+
+
+async def open_tab(context: BrowserContext, app: TodoApp, problems: list[str]) -> Page:
+    page = await context.new_page()
+    page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
+    # While the engine is down the browser logs failed WebSocket attempts: expected, everything else is a bug.
+    page.on("console", lambda msg: problems.append(f"console.{msg.type}: {msg.text}")
+            if msg.type == "error" and "WebSocket connection" not in msg.text else None)
+    await page.goto(app.page)
+    await until(page, "() => document.body.dataset.ready && document.querySelector('#status').textContent === 'open'")
+    return page
+
+
+async def shows(page: Page, todos: list[list[Any]], summary: str) -> None:
+    """Wait until the page lists exactly ``todos`` ([title, done] in order) under ``summary``."""
+    predicate = f"""([want, summary]) => JSON.stringify(({LIST_JS})()) === JSON.stringify(want)
+        && document.querySelector('#summary').textContent === summary"""
+    try:
+        await until(page, predicate, [todos, summary])
+    except PlaywrightTimeout:
+        seen = (await page.evaluate(LIST_JS), await page.text_content("#summary"))
+        assert seen == (todos, summary)
+
+
+async def post_todo(http: aiohttp.ClientSession, app: TodoApp, title: str) -> str:
+    async with http.post(f"{app.api}/todos", json={"userId": USER, "title": title}) as response:
+        assert response.status == 201, await response.text()
+        body = await response.json()
+    todo_id: str = body["id"]
+    return todo_id
+
+
+async def test_two_tabs_live_and_engine_restart(context: BrowserContext, todo_app: TodoApp) -> None:
+    problems: list[str] = []
+    tab_a = await open_tab(context, todo_app, problems)
+    tab_b = await open_tab(context, todo_app, problems)
+    async with aiohttp.ClientSession() as http:
+        milk = await post_todo(http, todo_app, "Buy milk")  # the documentation's fetch, from outside the page
+        for tab in (tab_a, tab_b):
+            await shows(tab, [["Buy milk", False]], "0 of 1 done")
+
+        await tab_a.fill("#add input", "Walk the dog")  # the page's own form: POST across origins (CORS)
+        await tab_a.press("#add input", "Enter")
+        await shows(tab_b, [["Buy milk", False], ["Walk the dog", False]], "0 of 2 done")
+
+        await tab_a.click(f'li[data-id="{milk}"] .toggle')  # PATCH /todos/:id from tab A ...
+        await shows(tab_b, [["Buy milk", True], ["Walk the dog", False]], "1 of 2 done")  # ... seen in tab B
+        await tab_b.click('li:has-text("Walk the dog") .delete')  # DELETE /todos/:id from tab B
+        await shows(tab_a, [["Buy milk", True]], "1 of 1 done")
+        await screenshot(tab_b, "todo-two-tabs")
+
+        todo_app.engine.kill()
+        await todo_app.engine.stop()
+        for tab in (tab_a, tab_b):
+            await until(tab, "() => document.querySelector('#status').textContent === 'reconnecting'")
+        await todo_app.engine.start()  # same ports, same durable store
+        await post_after_restart(http, todo_app)
+        for tab in (tab_a, tab_b):
+            await until(tab, "() => document.querySelector('#status').textContent === 'open'")
+            await shows(tab, [["Buy milk", True], ["Back again", False]], "1 of 2 done")
+        await screenshot(tab_a, "todo-after-restart")
+    assert any("todo create user_123/" in line and "Back again" in line for line in todo_app.output), todo_app.output
+    assert problems == []
+
+
+async def post_after_restart(http: aiohttp.ClientSession, app: TodoApp) -> None:
+    """POST as soon as the worker has re-registered its routes (404 until then: no route yet)."""
+    deadline = asyncio.get_running_loop().time() + timeout(10)
+    while True:
+        async with http.post(f"{app.api}/todos", json={"userId": USER, "title": "Back again"}) as response:
+            if response.status == 201:
+                return
+            assert response.status == 404, await response.text()
+        assert asyncio.get_running_loop().time() < deadline, "the worker did not re-register its routes"
+        await asyncio.sleep(0.05)
+
+
+async def test_example_config_and_run_py_agree_on_ports() -> None:
+    """run.py's port defaults are the config's ``${VAR:default}`` defaults (else the page would look elsewhere)."""
+    spec = importlib.util.spec_from_file_location("todo_run", EXAMPLE / "run.py")
+    assert spec is not None and spec.loader is not None
+    run_py = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_py)
+    defaults: dict[str, int] = run_py.ports({})
+    text = (EXAMPLE / "config.yaml").read_text()
+    assert [name for name, port in defaults.items() if f"${{{name}:{port}}}" not in text] == []
+    assert f"http://127.0.0.1:${{PAGE_PORT:{defaults['PAGE_PORT']}}}" in text  # CORS lets the page call the API
