@@ -3,9 +3,11 @@
 Frames put during one tick are joined and handed to the transport in a single ``write`` (the biggest lever on
 fan-out CPU: one syscall per connection per tick instead of one per frame). Every outbox of a loop that got frames
 in a tick is flushed from one shared loop callback, not one callback each: at 1,000 subscribers a ``call_soon`` per
-connection cost as much as a third of the write itself. The bytes a connection has not yet
-taken off the kernel are bounded: past ``max_pending_bytes`` the outbox closes and calls ``on_overflow`` so the
-transport cuts the slow client off, instead of buffering without limit.
+connection cost as much as a third of the write itself. Outboxes marked ``urgent`` (callers blocked on a reply) are
+flushed before the others, so a worker's result does not wait behind a fan-out of the event it caused.
+
+The bytes a connection has not yet taken off the kernel are bounded: past ``max_pending_bytes`` the outbox closes and
+calls ``on_overflow`` so the transport cuts the slow client off, instead of buffering without limit.
 """
 
 from __future__ import annotations
@@ -23,23 +25,25 @@ log = logging.getLogger(__name__)
 class _TickFlush:
     """The outboxes of one event loop that have frames waiting, flushed together at the end of the tick."""
 
-    __slots__ = ("_dirty", "_loop", "_scheduled")
+    __slots__ = ("_dirty", "_loop", "_scheduled", "_urgent")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._urgent: list[Outbox] = []
         self._dirty: list[Outbox] = []
         self._scheduled = False
 
-    def add(self, outbox: Outbox) -> None:
-        self._dirty.append(outbox)
+    def add(self, outbox: Outbox, urgent: bool) -> None:
+        (self._urgent if urgent else self._dirty).append(outbox)
         if not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._run)
 
     def _run(self) -> None:
-        dirty, self._dirty = self._dirty, []
+        urgent, dirty = self._urgent, self._dirty
+        self._urgent, self._dirty = [], []
         self._scheduled = False
-        for outbox in dirty:
+        for outbox in (*urgent, *dirty):
             try:
                 outbox.flush()
             except Exception:  # one broken transport must not starve the other connections
@@ -64,10 +68,11 @@ class Outbox:
         buffered: bytes the transport holds that the peer has not read yet.
         on_overflow: called once when the peer cannot keep up; the outbox is closed by then.
         max_pending_bytes: the bound on queued plus transport-buffered bytes.
+        urgent: flush this outbox ahead of the others of the same tick (connections waiting on replies).
     """
 
     __slots__ = ("_buffered", "_flush_scheduled", "_frames", "_max", "_on_overflow", "_pending", "_tick",
-                 "_write", "closed")
+                 "_urgent", "_write", "closed")
 
     def __init__(
         self,
@@ -75,6 +80,7 @@ class Outbox:
         buffered: Callable[[], int],
         on_overflow: Callable[[], None],
         max_pending_bytes: int,
+        urgent: bool = False,
     ) -> None:
         self._write = write
         self._buffered = buffered
@@ -84,6 +90,7 @@ class Outbox:
         self._pending = 0  # bytes in self._frames
         self._flush_scheduled = False
         self._tick = _tick_flush(asyncio.get_running_loop())
+        self._urgent = urgent
         self.closed = False
 
     def put(self, frame: bytes) -> None:
@@ -97,7 +104,7 @@ class Outbox:
             return
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self._tick.add(self)
+            self._tick.add(self, self._urgent)
 
     def flush(self) -> None:
         """Write every queued frame now, in one call."""
