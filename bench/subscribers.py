@@ -209,8 +209,6 @@ async def _subscribe_all(conns: list[Connection], port: int, concurrency: int) -
 
 async def run(args: argparse.Namespace) -> None:
     conns = [Connection(args.kind, i, args.events, args.latency is not None) for i in range(args.count)]
-    if args.spin:
-        _spin(asyncio.get_running_loop())
     start = time.monotonic()
     failed = await asyncio.wait_for(_subscribe_all(conns, args.port, args.concurrency), args.timeout)
     _report("subscribed", {"seconds": round(time.monotonic() - start, 4), "failed": failed})
@@ -237,11 +235,6 @@ async def _wait_done(conns: list[Connection], timeout: float) -> None:
     _report("done", {"last": last, "complete": len(complete), "frames": sum(c.completed for c in conns)})
 
 
-def _spin(loop: asyncio.AbstractEventLoop) -> None:
-    """Keep the loop polling instead of sleeping, so a server's write never pays to wake this process up."""
-    loop.call_soon(_spin, loop)
-
-
 def _report(word: str, values: dict[str, object]) -> None:
     print(word, json.dumps(values), flush=True)
 
@@ -253,7 +246,6 @@ def main() -> None:
     parser.add_argument("count", type=int)
     parser.add_argument("events", type=int)
     parser.add_argument("--latency", help="write kernel receive times of every event here")
-    parser.add_argument("--spin", action="store_true", help="busy-poll instead of sleeping between reads")
     parser.add_argument("--concurrency", type=int, default=100, help="handshakes in flight")
     parser.add_argument("--timeout", type=float, default=120.0, help="bound on each phase, seconds")
     args = parser.parse_args()
