@@ -22,6 +22,7 @@ __all__ = [
     "GENERATOR_CPU",
     "ROOT",
     "SERVER_CPU",
+    "Usage",
     "Child",
     "cpu_seconds",
     "event_json",
@@ -29,6 +30,7 @@ __all__ = [
     "text_frame",
     "frame_length",
     "free_port",
+    "machine_busy_seconds",
     "rss_bytes",
 ]
 
@@ -103,6 +105,36 @@ def cpu_seconds(pid: int) -> float:
         except (OSError, IndexError, ValueError):
             continue  # the thread ended meanwhile
     return total / 1e9
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy (not idle, not waiting for I/O) since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class Usage:
+    """CPU used during a run by the server, the generator, this process, and everyone else on the machine.
+
+    ``others`` (in cores) shows when another tenant's work shared the cores with the run: its figures are then
+    noisier, and the same round's other systems are the ones to compare with.
+    """
+
+    def __init__(self, server: int, generator: int) -> None:
+        self._pids = (server, generator)
+        self._start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float, float, float]:
+        return (time.monotonic(), cpu_seconds(self._pids[0]), cpu_seconds(self._pids[1]), time.process_time(),
+                machine_busy_seconds())
+
+    def stop(self) -> dict[str, float]:
+        """Seconds of wall time and CPU per party since construction."""
+        end = self._sample()
+        wall, server, generator, own, machine = (b - a for a, b in zip(self._start, end, strict=True))
+        return {"wall": wall, "server": server, "generator": generator,
+                "others": max(0.0, machine - server - generator - own)}
 
 
 def rss_bytes(pid: int) -> int:

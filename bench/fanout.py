@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import servers
-from bench.common import GENERATOR_CPU, Child, cpu_seconds
+from bench.common import GENERATOR_CPU, Child, Usage
 from bench.worker_client import connect
 
 __all__ = ["SHAPES", "run"]
@@ -54,10 +54,10 @@ def measure(server: servers.Server, kind: str, subscribers: int, events: int, tr
                       "--timeout", timeout, cpu=GENERATOR_CPU) as subs:
         subscribed = _json(subs.expect("subscribed", timeout))
         time.sleep(0.3)  # let the server settle after the last join
-        server_cpu, subs_cpu, start = cpu_seconds(server.pid), cpu_seconds(subs.pid), time.monotonic()
+        usage, start = Usage(server.pid, subs.pid), time.monotonic()
         trigger()
         done = _json(subs.expect("done", timeout + 5))
-        server_cpu, subs_cpu = cpu_seconds(server.pid) - server_cpu, cpu_seconds(subs.pid) - subs_cpu
+        used = usage.stop()
     frames = int(done["frames"])
     expected = subscribers * events
     elapsed = max(float(done["last"]) - start, 1e-9)
@@ -67,9 +67,10 @@ def measure(server: servers.Server, kind: str, subscribers: int, events: int, tr
         "deliveries": frames,
         "seconds": round(elapsed, 3),
         "deliveries_per_s": round(frames / elapsed),
-        "server_cpu_s_per_million": round(server_cpu / frames * 1e6, 3),
-        "server_cpu_util": round(server_cpu / elapsed, 2),
-        "generator_cpu_util": round(subs_cpu / elapsed, 2),
+        "server_cpu_s_per_million": round(used["server"] / frames * 1e6, 3),
+        "server_cpu_util": round(used["server"] / elapsed, 2),
+        "generator_cpu_util": round(used["generator"] / elapsed, 2),
+        "others_cpu_util": round(used["others"] / used["wall"], 2),
     }
 
 

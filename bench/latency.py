@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers
-from bench.common import GENERATOR_CPU, Child, cpu_seconds, event_json
+from bench.common import GENERATOR_CPU, Child, Usage, event_json
 from bench.worker_client import WorkerClient, connect, paced
 
 __all__ = ["percentiles", "run"]
@@ -87,11 +87,10 @@ def _measure(server: servers.Server, kind: str, subscribers: int, events: int, t
                       "--latency", times_file, "--timeout", timeout, cpu=GENERATOR_CPU) as subs:
         subs.expect("subscribed", timeout)
         time.sleep(0.3)
-        cpu0, start = cpu_seconds(server.pid), time.monotonic()
+        usage = Usage(server.pid, subs.pid)
         sent: list[float] = write()
         subs.expect("done", timeout)
-        cpu = cpu_seconds(server.pid) - cpu0
-        elapsed = time.monotonic() - start
+        used = usage.stop()
         subs.proc.wait(timeout)
     received = array("d")
     with times_file.open("rb") as source:
@@ -99,7 +98,8 @@ def _measure(server: servers.Server, kind: str, subscribers: int, events: int, t
     latencies = [received[i] - sent[i % events] for i in range(len(received)) if received[i] > 0]
     missing = subscribers * events - len(latencies)
     figures: dict[str, Any] = {"deliveries": len(latencies), **percentiles(latencies),
-                               "server_cpu_util": round(cpu / elapsed, 2)}
+                               "server_cpu_util": round(used["server"] / used["wall"], 2),
+                               "others_cpu_util": round(used["others"] / used["wall"], 2)}
     if missing:
         figures["error"] = f"{missing} deliveries never arrived"
     return figures

@@ -64,16 +64,17 @@ def table(results: dict[str, Any]) -> str:
     if "fanout" in results:
         fan = results["fanout"]
         rows = [[shape, name, r.get("events"), r.get("deliveries_per_s"), r.get("server_cpu_s_per_million"),
-                 r.get("server_cpu_util"), r.get("generator_cpu_util"), r.get("error", "")]
+                 r.get("server_cpu_util"), r.get("generator_cpu_util"), r.get("others_cpu_util"), r.get("error", "")]
                 for shape, data in fan["shapes"].items() for name, r in data["best"].items()]
         parts.append(_grid(f"fan-out, {fan['subscribers']} subscribers",
-                           ["shape", "system", "events", "deliveries/s", "CPU s/M", "srv util", "gen util", ""], rows))
+                           ["shape", "system", "events", "deliveries/s", "CPU s/M", "srv util", "gen util",
+                            "others", ""], rows))
     if "latency" in results:
         lat = results["latency"]
-        rows = [[n, r.get("deliveries"), r.get("p50_ms"), r.get("p99_ms"), r.get("max_ms"), r.get("error", "")]
-                for n, r in lat["best"].items()]
+        rows = [[n, r.get("deliveries"), r.get("p50_ms"), r.get("p99_ms"), r.get("max_ms"), r.get("others_cpu_util"),
+                 r.get("error", "")] for n, r in lat["best"].items()]
         parts.append(_grid(f"latency, {lat['subscribers']} subscribers, {lat['rate_per_s']} events/s",
-                           ["system", "deliveries", "p50 ms", "p99 ms", "max ms", ""], rows))
+                           ["system", "deliveries", "p50 ms", "p99 ms", "max ms", "others", ""], rows))
     for key, title, metric in (("calls", "calls (stream::set)", "calls_per_s"),
                                ("contention", "update contention (increment, one item)", "calls_per_s")):
         if key in results:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import ROOT, SERVER_CPU, Child, free_port
@@ -106,10 +107,10 @@ def socketio_node() -> Server:
     )
 
 
-def _line_server(name: str, start: object) -> Server:
+def _line_server(name: str, start: Callable[[int], Child]) -> Server:
+    """Start a baseline that prints ``ready`` once it listens on the port it is given."""
     port = free_port()
-    assert callable(start)
-    child: Child = start(port)
+    child = start(port)
     try:
         child.expect("ready", _START_TIMEOUT)
     except BaseException:
