@@ -63,7 +63,10 @@ def baselines(requested: str) -> list[str]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     adapters = [a for a in args.adapters.split(",") if a]
     for spec in adapters:
-        servers.adapter_yaml(spec, ROOT)  # reject a bad spec before anything starts
+        try:
+            servers.adapter_yaml(spec, ROOT)  # reject a bad spec before anything starts
+        except ValueError as exc:
+            raise SystemExit(f"python -m bench: --adapters: {exc}") from None
     chosen = baselines(args.baselines)
     raw = "raw" in chosen
     results: dict[str, Any] = {}
