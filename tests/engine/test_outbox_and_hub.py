@@ -90,3 +90,17 @@ async def test_subscription_buffers_until_snapshot_is_sent() -> None:
     sub.go_live(b"sync")
     sub.deliver(b"e3")
     assert sent == [b"sync", b"e1", b"e2", b"e3"]
+
+
+async def test_a_failing_write_does_not_starve_the_other_outboxes_of_the_tick() -> None:
+    written: list[bytes] = []
+
+    def broken(data: bytes) -> None:
+        raise ConnectionResetError("peer went away")
+
+    first = Outbox(broken, lambda: 0, lambda: None, 1000)
+    second = Outbox(written.append, lambda: 0, lambda: None, 1000)
+    first.put(b"lost")
+    second.put(b"delivered")
+    await asyncio.sleep(0)
+    assert written == [b"delivered"]
