@@ -104,3 +104,15 @@ async def test_a_failing_write_does_not_starve_the_other_outboxes_of_the_tick() 
     second.put(b"delivered")
     await asyncio.sleep(0)
     assert written == [b"delivered"]
+
+
+async def test_outboxes_of_one_tick_share_one_flush_and_urgent_ones_go_first() -> None:
+    order: list[bytes] = []
+    fan_out = [Outbox(order.append, lambda: 0, lambda: None, 1000) for _ in range(3)]
+    reply = Outbox(order.append, lambda: 0, lambda: None, 1000, urgent=True)
+    for index, outbox in enumerate(fan_out):
+        outbox.put(b"event%d" % index)
+    reply.put(b"result")
+    assert order == []
+    await asyncio.sleep(0)
+    assert order == [b"result", b"event0", b"event1", b"event2"]
