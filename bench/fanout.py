@@ -1,261 +1,126 @@
-"""Fan-out benchmark: N subscribers on one group, a worker sets M items; deliveries/s and server CPU.
+"""Scenario 1, fan-out: N subscribers on one group, M events; deliveries/s and server CPU per million deliveries.
 
-Runs, in the same go and alternating, streamhub (in-memory store, a real ``streamhub serve`` process) and a
-baseline: a minimal asyncio server that writes the same pre-encoded frame to N sockets with per-tick coalescing
-(the raw limit of this machine for this design). Subscribers live in a separate process and count bytes, not
-frames, so the load generator stays cheap: every event frame has the same size.
+Two shapes, each against the raw limit of the same shape:
 
-Usage: python -m bench.fanout [--subscribers 100] [--events 5000] [--rounds 2]
+- ``burst``: a worker keeps 64 ``stream::set`` calls in flight, so many events land in one loop tick; the baselines
+  write 10 events per tick (raw: joined into one write per connection).
+- ``trickle``: one call in flight, so one event per tick; the raw baseline writes one frame per tick (one write per
+  frame per connection), socket.io emits one event per tick.
+
+streamhub pays for everything a real deployment does (decoding the call, the store, the reply, the wrapper
+encoding); the baselines write frames they encoded before the clock started.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import orjson
+from bench import servers
+from bench.common import GENERATOR_CPU, Child, Usage
+from bench.worker_client import connect
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA_BYTES = 64  # the item value is a string of this many characters
+__all__ = ["SHAPES", "run"]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+# shape -> (calls in flight for streamhub, events per tick for the baselines, raw write form)
+SHAPES = {"burst": (64, 10, "coalesced"), "trickle": (1, 1, "per_frame")}
+_SUBSCRIBER_KIND = {"raw": "raw", "socketio": "socketio", "streamhub": "streamhub"}
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-# Subscribers (run in their own process: python -m bench.fanout --subscribe ...)
-
-
-async def _subscriber(port: int, path: str, join: bytes | None, expected: int, done: asyncio.Queue[float]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
-    key = "dGhlIHNhbXBsZSBub25jZQ=="
-    writer.write(
-        f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    await reader.readuntil(b"\r\n\r\n")
-    if join is not None:
-        mask = b"\0\0\0\0"
-        size = len(join)
-        header = bytes((0x81, 0x80 | 126)) + size.to_bytes(2, "big") if size >= 126 else bytes((0x81, 0x80 | size))
-        writer.write(header + mask + join)
-    received = 0
-    while received < expected:
-        chunk = await reader.read(1 << 20)
-        if not chunk:
-            break
-        received += len(chunk)
-    await done.put(time.perf_counter())
-    writer.close()
-
-
-async def run_subscribers(port: int, count: int, expected_bytes: int, with_join: bool) -> None:
-    done: asyncio.Queue[float] = asyncio.Queue()
-    tasks = []
-    for i in range(count):
-        join = (
-            orjson.dumps({"type": "join", "data": {"subscriptionId": f"s{i}", "streamName": "bench", "groupId": "g"}})
-            if with_join
-            else None
-        )
-        tasks.append(asyncio.create_task(_subscriber(port, "/", join, expected_bytes, done)))
-        if i % 50 == 49:
-            await asyncio.sleep(0.01)
-    print("subscribed", flush=True)
-    finished = [await done.get() for _ in range(count)]
-    print(json.dumps({"last": max(finished)}), flush=True)
-    await asyncio.gather(*tasks)
-
-
-# Writers
-
-
-async def streamhub_writer(worker_port: int, events: int, window: int = 64) -> None:
-    import aiohttp
-
-    async with aiohttp.ClientSession() as http, http.ws_connect(f"ws://127.0.0.1:{worker_port}/") as ws:
-        await ws.receive()  # workerregistered
-        pending: set[str] = set()
-        sent = 0
-        while sent < events or pending:
-            while sent < events and len(pending) < window:
-                invocation_id = str(uuid.uuid4())
-                pending.add(invocation_id)
-                await ws.send_bytes(
-                    orjson.dumps(
-                        {
-                            "type": "invokefunction",
-                            "invocation_id": invocation_id,
-                            "function_id": "stream::set",
-                            "data": {
-                                "stream_name": "bench",
-                                "group_id": "g",
-                                "item_id": f"{sent:08d}",
-                                "data": "x" * DATA_BYTES,
-                            },
-                        }
-                    )
-                )
-                sent += 1
-            reply = orjson.loads((await ws.receive()).data)
-            pending.discard(reply.get("invocation_id"))
-
-
-def event_frame_size() -> int:
-    wrapper = {
-        "type": "stream",
-        "timestamp": 1_764_370_000_123,
-        "streamName": "bench",
-        "groupId": "g",
-        "id": "00000000",
-        "event": {"type": "create", "data": "x" * DATA_BYTES},
-    }
-    payload = len(orjson.dumps(wrapper))
-    return payload + (2 if payload < 126 else 4)
-
-
-def sync_frame_size() -> int:
-    wrapper = {
-        "type": "stream",
-        "timestamp": 1_764_370_000_123,
-        "streamName": "bench",
-        "groupId": "g",
-        "id": None,
-        "event": {"type": "sync", "data": []},
-    }
-    return len(orjson.dumps(wrapper)) + 2
-
-
-# Runs
-
-
-def _spawn_subscribers(port: int, count: int, expected: int, with_join: bool) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench.fanout",
-            "--subscribe",
-            str(port),
-            str(count),
-            str(expected),
-            "1" if with_join else "0",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "subscribed"
-    return proc
-
-
-def run_streamhub(subscribers: int, events: int) -> dict[str, Any]:
-    worker_port, stream_port = free_port(), free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "config.yaml"
-        config.write_text(
-            f"port: {worker_port}\nmodules:\n  - class: modules::stream::StreamModule\n"
-            f"    config:\n      port: {stream_port}\n      max_pending_bytes: 67108864\n"
-        )
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamhub", "serve", "-c", str(config), "--log-level", "WARNING"],
-            cwd=tmp,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert server.stdout is not None and server.stdout.readline().startswith("streamhub ready")
-            expected = sync_frame_size() + events * event_frame_size()
-            subs = _spawn_subscribers(stream_port, subscribers, expected, True)
-            time.sleep(0.5)
-            cpu0, start = cpu_seconds(server.pid), time.perf_counter()
-            asyncio.run(streamhub_writer(worker_port, events))
-            return _finish(subs, server.pid, cpu0, start, subscribers * events)
-        finally:
-            server.terminate()
-            server.wait()
-
-
-def run_raw(subscribers: int, events: int, per_tick: int = 10) -> dict[str, Any]:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bench.raw_server", str(port), str(events), str(per_tick)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stdin=subprocess.PIPE,
-        text=True,
-    )
+async def write_sets(worker_port: int, events: int, window: int) -> None:
+    """Set ``events`` items of group ``bench/g`` with ``window`` calls in flight; every call must succeed."""
+    client = await connect(worker_port)
     try:
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        subs = _spawn_subscribers(port, subscribers, events * event_frame_size(), False)
-        time.sleep(0.5)
-        cpu0, start = cpu_seconds(server.pid), time.perf_counter()
-        assert server.stdin is not None
-        server.stdin.write("go\n")
-        server.stdin.flush()
-        return _finish(subs, server.pid, cpu0, start, subscribers * events)
+        next_item = 0
+
+        async def caller() -> None:
+            nonlocal next_item
+            while next_item < events:
+                item, next_item = next_item, next_item + 1
+                await client.call("stream::set", {"stream_name": "bench", "group_id": "g",
+                                                  "item_id": f"{item:08d}", "data": "x" * 64})
+
+        await asyncio.gather(*(caller() for _ in range(window)))
     finally:
-        server.terminate()
-        server.wait()
+        client.close()
 
 
-def _finish(subs: subprocess.Popen[str], pid: int, cpu0: float, start: float, deliveries: int) -> dict[str, Any]:
-    assert subs.stdout is not None
-    last = json.loads(subs.stdout.readline())["last"]
-    cpu = cpu_seconds(pid) - cpu0
-    subs.wait()
-    elapsed = last - start
+def measure(server: servers.Server, kind: str, subscribers: int, events: int, trigger: Callable[[], None],
+            timeout: float) -> dict[str, Any]:
+    """Subscribe, fire ``trigger``, wait for every subscriber's last byte; figures for this one run."""
+    with Child.python("subscribers", "bench.subscribers", kind, server.port, subscribers, events,
+                      "--timeout", timeout, cpu=GENERATOR_CPU) as subs:
+        subscribed = _json(subs.expect("subscribed", timeout))
+        time.sleep(0.3)  # let the server settle after the last join
+        usage, start = Usage(server.pid, subs.pid), time.monotonic()
+        trigger()
+        done = _json(subs.expect("done", timeout + 5))
+        used = usage.stop()
+    frames = int(done["frames"])
+    expected = subscribers * events
+    elapsed = max(float(done["last"]) - start, 1e-9)
+    if frames != expected:
+        return {"error": f"{frames} of {expected} deliveries arrived", "subscribe_failures": subscribed["failed"]}
     return {
-        "deliveries": deliveries,
+        "deliveries": frames,
         "seconds": round(elapsed, 3),
-        "deliveries_per_s": round(deliveries / elapsed),
-        "server_cpu_s_per_million": round(cpu / deliveries * 1e6, 2),
+        "deliveries_per_s": round(frames / elapsed),
+        "server_cpu_s_per_million": round(used["server"] / frames * 1e6, 3),
+        "server_cpu_util": round(used["server"] / elapsed, 2),
+        "generator_cpu_util": round(used["generator"] / elapsed, 2),
+        "others_cpu_util": round(used["others"] / used["wall"], 2),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--subscribers", type=int, default=100)
-    parser.add_argument("--events", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--subscribe", nargs=4, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.subscribe:
-        port, count, expected, join = (int(v) for v in args.subscribe)
-        asyncio.run(run_subscribers(port, count, expected, bool(join)))
-        return
-    results: dict[str, list[dict[str, Any]]] = {"streamhub": [], "raw_coalesced": []}
-    for _ in range(args.rounds):
-        results["streamhub"].append(run_streamhub(args.subscribers, args.events))
-        results["raw_coalesced"].append(run_raw(args.subscribers, args.events))
-    best = {name: max(runs, key=lambda r: r["deliveries_per_s"]) for name, runs in results.items()}
-    ratio = best["streamhub"]["deliveries_per_s"] / best["raw_coalesced"]["deliveries_per_s"]
-    print(
-        json.dumps(
-            {"subscribers": args.subscribers, "events": args.events, "best": best, "streamhub_vs_raw": round(ratio, 3)},
-            indent=2,
-        )
-    )
+def run_system(system: str, shape: str, subscribers: int, events: int, timeout: float) -> dict[str, Any]:
+    """One run of one system in one shape."""
+    window, per_tick, raw_form = SHAPES[shape]
+    if system.startswith("streamhub"):
+        adapter = system.partition(":")[2] or "memory"
+        with servers.streamhub(adapter) as server:
+            return measure(server, "streamhub", subscribers, events,
+                           lambda: asyncio.run(write_sets(server.worker_port, events, window)), timeout)
+    start, kind, mode = {
+        "raw": (servers.raw, "raw", raw_form),
+        "python-socketio": (servers.socketio_python, "socketio", ""),
+        "node-socket.io": (servers.socketio_node, "socketio", ""),
+    }[system]
+    with start() as server:
+        return measure(server, kind, subscribers, events, lambda: server.go(events, per_tick, mode), timeout)
 
 
-if __name__ == "__main__":
-    main()
+SLOW = ("python-socketio", "node-socket.io")  # baselines that get ``slow_events`` events (same N, same payload)
+
+
+def run(subscribers: int, events: int, rounds: int, adapters: list[str], baselines: list[str],
+        trickle_events: int, slow_events: int, timeout: float = 300.0) -> dict[str, Any]:
+    """Every shape, every system, alternating within each round; keeps every run and the best of each.
+
+    Rates are per delivery, so the slow baselines run fewer events (``slow_events``) to keep a run short; the
+    trickle shape runs ``trickle_events`` (one event per tick takes a while at 1,000 subscribers).
+    """
+    systems = [f"streamhub:{a}" for a in adapters] + baselines
+    result: dict[str, Any] = {"subscribers": subscribers, "shapes": {}}
+    for shape in SHAPES:
+        shape_events = events if shape == "burst" else trickle_events
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in systems}
+        for _ in range(rounds):
+            for name in systems:
+                count = min(shape_events, slow_events) if name in SLOW else shape_events
+                runs[name].append({"events": count, **run_system(name, shape, subscribers, count, timeout)})
+        result["shapes"][shape] = {"runs": runs, "best": {n: _best(r) for n, r in runs.items()}}
+    return result
+
+
+def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in runs if "error" not in r]
+    return max(ok, key=lambda r: r["deliveries_per_s"]) if ok else runs[0]
+
+
+def _json(text: str) -> dict[str, Any]:
+    import json
+
+    value: dict[str, Any] = json.loads(text)
+    return value

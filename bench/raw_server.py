@@ -1,86 +1,125 @@
-"""Baseline for the fan-out benchmark: the least a Python server can do to deliver the same frames.
+"""The raw limit: the least a Python server can do to deliver the same frames, on picows (our fastest library).
 
-A bare asyncio (uvloop) protocol: answer the WebSocket handshake, then on "go" (stdin) write ``events``
-pre-encoded frames to every connection, ``per_tick`` frames joined into one write per connection per tick.
+No routing, no storage, no JSON on the fan-out path: frames are encoded once and written straight to each
+connection's transport, in one of two forms:
 
-Usage: python -m bench.raw_server PORT EVENTS PER_TICK
+- ``per_frame``: one ``write`` per frame per connection (the floor is the kernel's ~2 µs per ``send``);
+- ``coalesced``: the frames of one event-loop tick joined into one ``write`` per connection.
+
+Paths: ``/`` subscribes; ``/pub`` is a publisher whose every frame is broadcast to the subscribers (latency runs,
+coalesced per tick); ``/rpc`` answers each invocation with a result of the ``stream::set`` shape (the request/response
+limit). On stdin ``go EVENTS PER_TICK MODE`` writes EVENTS frames, PER_TICK per tick, and prints ``sent``.
+
+Settings: picows defaults (``read_buffer_init_size`` 16 KiB, no auto-ping), uvloop.
+
+Usage: python -m bench.raw_server PORT
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import sys
+from typing import Any
 
 import orjson
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
 
-from bench.fanout import DATA_BYTES
+from bench.common import event_json, text_frame
 
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+__all__ = ["RawServer"]
 
 
-class Conn(asyncio.Protocol):
-    def __init__(self, conns: list[asyncio.Transport]) -> None:
-        self.conns = conns
-        self.buffer = b""
+class _Subscriber(WSListener):
+    def __init__(self, server: RawServer) -> None:
+        self.server = server
         self.transport: asyncio.Transport | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's TCPTransport is not a subclass
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport.underlying_transport
+        self.server.subscribers.append(self.transport)
 
-    def data_received(self, data: bytes) -> None:
-        if self.transport is None or self.transport in self.conns:
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self.transport in self.server.subscribers:
+            self.server.subscribers.remove(self.transport)
+
+
+class _Publisher(WSListener):
+    def __init__(self, server: RawServer) -> None:
+        self.server = server
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.TEXT:
+            self.server.publish(text_frame(frame.get_payload_as_bytes()))
+
+
+class _Rpc(WSListener):
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type != WSMsgType.TEXT:
             return
-        self.buffer += data
-        if b"\r\n\r\n" not in self.buffer:
-            return
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in self.buffer.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key")
-        )
-        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
-        self.transport.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
-        self.conns.append(self.transport)
+        call: dict[str, Any] = orjson.loads(frame.get_payload_as_bytes())
+        result = {"old_value": None, "new_value": call.get("data", {}).get("data")}
+        reply = {"type": "invocationresult", "invocation_id": call.get("invocation_id"),
+                 "function_id": call.get("function_id"), "result": result}
+        transport.send(WSMsgType.TEXT, orjson.dumps(reply))
 
 
-def frame(i: int) -> bytes:
-    payload = orjson.dumps(
-        {
-            "type": "stream",
-            "timestamp": 1_764_370_000_123,
-            "streamName": "bench",
-            "groupId": "g",
-            "id": f"{i:08d}",
-            "event": {"type": "create", "data": "x" * DATA_BYTES},
-        }
-    )
-    header = bytes((0x81, len(payload))) if len(payload) < 126 else bytes((0x81, 126)) + len(payload).to_bytes(2, "big")
-    return header + payload
+class RawServer:
+    """Subscriber list plus the two write forms."""
 
+    def __init__(self) -> None:
+        self.subscribers: list[asyncio.Transport] = []
+        self._queued: list[bytes] = []  # published frames waiting for the end of the tick
 
-async def main(port: int, events: int, per_tick: int) -> None:
-    conns: list[asyncio.Transport] = []
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Conn(conns), "127.0.0.1", port)
-    print("ready", flush=True)
-    await loop.run_in_executor(None, sys.stdin.readline)
-    for start in range(0, events, per_tick):
-        chunk = b"".join(frame(i) for i in range(start, min(events, start + per_tick)))  # encoded once per tick
-        for transport in conns:
+    def listener(self, request: WSUpgradeRequest) -> WSListener:
+        path = request.path.decode() if isinstance(request.path, bytes) else request.path
+        if path.startswith("/pub"):
+            return _Publisher(self)
+        if path.startswith("/rpc"):
+            return _Rpc()
+        return _Subscriber(self)
+
+    def publish(self, frame: bytes) -> None:
+        """Queue ``frame`` for every subscriber; all frames of this tick go out in one write each."""
+        if not self._queued:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._queued.append(frame)
+
+    def _flush(self) -> None:
+        chunk = b"".join(self._queued)
+        self._queued = []
+        for transport in self.subscribers:
             transport.write(chunk)
-        await asyncio.sleep(0)
-    while any(t.get_write_buffer_size() for t in conns):
-        await asyncio.sleep(0.01)
-    await loop.run_in_executor(None, sys.stdin.readline)
-    server.close()
+
+    async def burst(self, events: int, per_tick: int, mode: str) -> None:
+        """Write ``events`` frames to every subscriber, ``per_tick`` per loop iteration."""
+        frames = [text_frame(event_json(i)) for i in range(events)]  # encoded before the clock starts
+        for start in range(0, events, per_tick):
+            tick = frames[start : start + per_tick]
+            if mode == "coalesced":
+                chunk = b"".join(tick)
+                for transport in self.subscribers:
+                    transport.write(chunk)
+            else:
+                for frame in tick:
+                    for transport in self.subscribers:
+                        transport.write(frame)
+            await asyncio.sleep(0)
+
+
+async def main(port: int) -> None:
+    server = RawServer()
+    listening = await ws_create_server(server.listener, "127.0.0.1", port, backlog=1024)
+    loop = asyncio.get_running_loop()
+    print("ready", flush=True)
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        command = line.split()
+        if command and command[0] == "go":
+            await server.burst(int(command[1]), int(command[2]), command[3])
+            print("sent", flush=True)
+    listening.close()
 
 
 if __name__ == "__main__":
     import uvloop
 
-    uvloop.run(main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])))
+    uvloop.run(main(int(sys.argv[1])))

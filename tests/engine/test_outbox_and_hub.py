@@ -108,3 +108,29 @@ async def test_subscription_buffers_until_snapshot_is_sent() -> None:
     ahead.deliver(b"a3", 3)
     ahead.deliver(b"a4", 4)
     assert sent[3:] == [b"sync2", b"a4"]
+
+
+async def test_a_failing_write_does_not_starve_the_other_outboxes_of_the_tick() -> None:
+    written: list[bytes] = []
+
+    def broken(data: bytes) -> None:
+        raise ConnectionResetError("peer went away")
+
+    first = Outbox(broken, lambda: 0, lambda: None, 1000)
+    second = Outbox(written.append, lambda: 0, lambda: None, 1000)
+    first.put(b"lost")
+    second.put(b"delivered")
+    await asyncio.sleep(0)
+    assert written == [b"delivered"]
+
+
+async def test_outboxes_of_one_tick_share_one_flush_and_urgent_ones_go_first() -> None:
+    order: list[bytes] = []
+    fan_out = [Outbox(order.append, lambda: 0, lambda: None, 1000) for _ in range(3)]
+    reply = Outbox(order.append, lambda: 0, lambda: None, 1000, urgent=True)
+    for index, outbox in enumerate(fan_out):
+        outbox.put(b"event%d" % index)
+    reply.put(b"result")
+    assert order == []
+    await asyncio.sleep(0)
+    assert order == [b"result", b"event0", b"event1", b"event2"]

@@ -100,7 +100,7 @@ class WorkerEndpoint:
             log.warning("worker %s cannot keep up; closing", worker_id)
             asyncio.create_task(_close(ws))
 
-        outbox = Outbox(transport.write, transport.get_write_buffer_size, cut_off, MAX_PENDING_BYTES)
+        outbox = Outbox(transport.write, transport.get_write_buffer_size, cut_off, MAX_PENDING_BYTES, urgent=True)
         worker = WorkerConnection(worker_id, outbox)
         self.connections[worker_id] = worker
         return worker

@@ -1,0 +1,119 @@
+"""Starting the systems under test, each as its own process on 127.0.0.1.
+
+streamhub runs as a real ``streamhub serve`` with a generated config; its store is chosen by an adapter spec
+(``memory``, ``file``, or ``redis=URL`` once the Redis adapter exists), so every scenario can gain a Redis row by
+passing ``--adapters memory,redis=redis://127.0.0.1:6379``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.common import ROOT, SERVER_CPU, Child, free_port
+
+__all__ = ["NODE_DIR", "Server", "node_available", "raw", "socketio_node", "socketio_python", "streamhub"]
+
+NODE_DIR = ROOT / "bench" / "node"
+_START_TIMEOUT = 30.0
+
+
+class Server:
+    """A running server: its process, the port subscribers use and (streamhub) the worker port."""
+
+    def __init__(self, name: str, child: Child, port: int, worker_port: int = 0, tmp: Path | None = None) -> None:
+        self.name = name
+        self.child = child
+        self.port = port
+        self.worker_port = worker_port
+        self._tmp = tmp
+
+    @property
+    def pid(self) -> int:
+        return self.child.pid
+
+    def go(self, events: int, per_tick: int, mode: str = "") -> None:
+        """Baselines only: start writing ``events`` frames to every subscriber."""
+        self.child.send(f"go {events} {per_tick} {mode}".strip())
+
+    def stop(self) -> None:
+        self.child.stop()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def adapter_yaml(spec: str, data_dir: Path) -> str:
+    """The ``adapter:`` block of the stream module for an adapter spec."""
+    name, _, url = spec.partition("=")
+    if name == "memory":
+        return "class: modules::stream::adapters::KvStore\nconfig: {store_method: in_memory}"
+    if name == "file":
+        return f"class: modules::stream::adapters::KvStore\nconfig: {{store_method: file_based, file_path: {data_dir}}}"
+    if name == "redis":
+        return f"class: modules::stream::adapters::RedisAdapter\nconfig: {{redis_url: \"{url}\"}}"
+    raise ValueError(f"adapter spec {spec!r}: expected memory, file or redis=URL")
+
+
+def streamhub(adapter: str = "memory") -> Server:
+    """``streamhub serve`` on two free ports; slow clients get 64 MiB of backlog so bursts never cut them off."""
+    worker_port, stream_port = free_port(), free_port()
+    tmp = Path(tempfile.mkdtemp(prefix="streamhub-bench-"))
+    block = adapter_yaml(adapter, tmp / "data").replace("\n", "\n" + " " * 8)
+    config = tmp / "config.yaml"
+    config.write_text(
+        f"port: {worker_port}\nmodules:\n  - class: modules::stream::StreamModule\n    config:\n"
+        f"      port: {stream_port}\n      max_pending_bytes: 67108864\n      adapter:\n        {block}\n"
+    )
+    child = Child("streamhub", [sys.executable, "-m", "streamhub", "serve", "-c", str(config),
+                                "--log-level", "WARNING"], cwd=tmp, cpu=SERVER_CPU)
+    try:
+        child.expect("streamhub ready", _START_TIMEOUT)
+    except BaseException:
+        child.stop()
+        raise
+    return Server(f"streamhub[{adapter}]", child, stream_port, worker_port, tmp)
+
+
+def raw() -> Server:
+    """The picows raw server (both write forms; the form is chosen per ``go``)."""
+    return _line_server("raw_picows", lambda port: Child.python("raw picows", "bench.raw_server", port, cpu=SERVER_CPU))
+
+
+def socketio_python() -> Server:
+    return _line_server("python-socketio", lambda port: Child.python("python-socketio", "bench.socketio_server", port,
+                                                                  cpu=SERVER_CPU))
+
+
+def node_available() -> bool:
+    """Node and the npm packages of ``bench/node`` are installed (``npm ci`` in that folder)."""
+    return shutil.which("node") is not None and (NODE_DIR / "node_modules" / "socket.io").is_dir()
+
+
+def socketio_node() -> Server:
+    node = shutil.which("node") or "node"
+    return _line_server(
+        "node-socket.io",
+        lambda port: Child("node socket.io", [node, "socketio_server.js", str(port)], cwd=NODE_DIR,
+                           cpu=SERVER_CPU),
+    )
+
+
+def _line_server(name: str, start: Callable[[int], Child]) -> Server:
+    """Start a baseline that prints ``ready`` once it listens on the port it is given."""
+    port = free_port()
+    child = start(port)
+    try:
+        child.expect("ready", _START_TIMEOUT)
+    except BaseException:
+        child.stop()
+        raise
+    return Server(name, child, port)
