@@ -18,13 +18,14 @@ from streamhub.adapters.base import StreamAdapter
 from streamhub.adapters.memory import MemoryAdapter
 from streamhub.adapters.redis import RedisAdapter
 from streamhub.core.positions import LogLimits
-from streamhub.sdk import Backoff, Position, StreamClient, StreamEvent, Subscription
+from streamhub.sdk import Backoff, Position, StreamClient, StreamEvent, Subscription, SubscriptionError
 from streamhub.transport.server import Server
 from tests.adapters.conftest import make_adapter
 from tests.browser.proxy import TcpProxy
 from tests.conftest import make_config, worker_url
 from tests.helpers import TestWorker, timeout
 from tests.process import EngineProcess
+from tests.redis_server import RedisServer
 
 FAST = Backoff(initial=0.02, maximum=0.1)
 MISSED = 500
@@ -242,3 +243,21 @@ async def test_engine_killed_with_durable_store_gives_a_new_epoch_and_fresh_snap
     finally:
         await net.close()
         await engine.stop()
+
+
+@pytest.mark.redis
+async def test_join_the_engine_could_not_answer_is_retried(tmp_path: Path, key_prefix: str) -> None:
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    adapter = RedisAdapter(redis.url, key_prefix, timeout=0.3, connect_timeout=0.3)
+    try:
+        async with proxied_engine(adapter) as (_, net), StreamClient(net.url, backoff=FAST) as streams:
+            redis.kill()  # the snapshot cannot be read: the engine answers the join with an error
+            sub = streams.subscribe("s", "g")
+            with pytest.raises(SubscriptionError, match="no sync within"):
+                await sub.wait_synced(0.8)
+            redis.start()
+            assert (await sub.wait_synced(timeout(10))).data == []  # joined again, on the same connection
+            assert net.accepted == 1
+    finally:
+        redis.kill()
