@@ -45,28 +45,34 @@ class Cursor:
     """
 
     def __init__(self) -> None:
-        self.position: Position | None = None
+        self._epoch: str | None = None  # with ``_offset``: the position (kept apart: no object per event)
+        self._offset = 0
         self.live = False
         self.last_sync: StreamEvent | None = None
         self._replayed_up_to = -1  # events up to this offset follow a recovered sync: the engine replays them
 
+    @property
+    def position(self) -> Position | None:
+        """The last change handed out; None before a ``sync`` with a position."""
+        return Position(self._epoch, self._offset) if self._epoch is not None else None
+
     def rejoining(self) -> dict[str, Any] | None:
         """A join is about to be sent: stop admitting frames until its ``sync``; the position to resume from."""
         self.live = False
-        return self.position.to_wire() if self.position is not None else None
+        return {"epoch": self._epoch, "offset": self._offset} if self._epoch is not None else None
 
     def admit(self, event: StreamEvent) -> bool:
         """True if ``event`` goes to the consumer; updates the position and marks replayed events."""
-        if event.event_type == "sync":
+        if event["event"].get("type") == "sync":
             return self._sync(event)
         if not self.live:
             return False
         offset = event.get("offset")
-        if self.position is None or not _is_offset(offset):
+        if self._epoch is None or not _is_offset(offset):
             return True  # an engine without positions: nothing to order by
-        if offset <= self.position.offset:
+        if offset <= self._offset:
             return False  # already handed out
-        self.position = Position(self.position.epoch, offset)
+        self._offset = offset
         event.replayed = offset <= self._replayed_up_to
         return True
 
@@ -74,12 +80,11 @@ class Cursor:
         self.live = True
         self.last_sync = event
         reached = Position.from_wire(event.get("position"))
-        if event.get("recovered") is True and reached is not None and self.position is not None \
-                and reached.epoch == self.position.epoch:
+        if event.get("recovered") is True and reached is not None and reached.epoch == self._epoch:
             # No snapshot: the missed events follow; the consumer's state stays valid and they update it.
             self._replayed_up_to = reached.offset
             return False
-        self.position = reached
+        self._epoch, self._offset = (reached.epoch, reached.offset) if reached is not None else (None, 0)
         self._replayed_up_to = -1
         return True
 
