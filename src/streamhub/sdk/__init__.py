@@ -18,6 +18,7 @@ from streamhub.sdk.errors import (
 )
 from streamhub.sdk.events import Record, StreamEvent
 from streamhub.sdk.link import Backoff
+from streamhub.sdk.positions import Position
 from streamhub.sdk.registry import FunctionEntry, Registration, TriggerEntry
 from streamhub.sdk.subscriber import StreamClient
 from streamhub.sdk.subscription import Subscription
@@ -31,6 +32,7 @@ __all__ = [
     "ConnectionLost",
     "FunctionEntry",
     "NotConnected",
+    "Position",
     "Record",
     "Registration",
     "RegistrationError",

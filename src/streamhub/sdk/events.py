@@ -116,13 +116,15 @@ class StreamEvent(Record):
 
     Wire fields by key (``event["streamName"]``); documentation fields by attribute: ``stream_name``,
     ``group_id``, ``id``, ``timestamp``, ``event_type`` (``create``/``update``/``delete``/``sync``/``event``/
-    ``unauthorized``), ``data`` and ``event`` (an ``EventBody``).
+    ``unauthorized``), ``data`` and ``event`` (an ``EventBody``). ``replayed`` is True for an event the engine
+    sent again after a reconnect because the subscription had missed it (not a wire field).
     """
 
-    __slots__ = ()
+    __slots__ = ("replayed",)
 
     def __init__(self, raw: dict[str, Any]) -> None:
         super().__init__(raw)
+        self.replayed = False
         body = raw.get("event")
         self["event"] = EventBody(body if isinstance(body, dict) else {})
 

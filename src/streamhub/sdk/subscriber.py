@@ -3,8 +3,9 @@
 Subscriptions share one WebSocket. The engine does not echo subscription ids, and it sends one copy of an event
 per matching subscription, so two overlapping subscriptions (a group and one of its items) on one socket could
 not be told apart: such a subscription gets a socket of its own ("lanes"). On each lane every frame therefore
-belongs to exactly one subscription. After a reconnect every subscription is joined again and receives a fresh
-``sync``; events of the old connection that arrive before it are dropped.
+belongs to exactly one subscription. After a reconnect (or after its consumer fell behind) a subscription is
+joined again with the position it reached (``positions.Cursor``): the engine replays exactly the events it missed,
+or sends a fresh ``sync`` when it cannot; frames between the join and its ``sync`` are dropped.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, str, str | None]
 _FIRST_FRAMES = ("sync", "unauthorized")
+_JOIN_RETRY_DELAY = 0.5  # seconds before joining again when the engine could not answer a join
 
 
 class StreamClient:
@@ -41,7 +43,8 @@ class StreamClient:
         url: the stream port, e.g. ``ws://127.0.0.1:3112/`` (query strings such as ``?token=`` reach the auth
             function).
         headers: sent with the upgrade (e.g. ``Authorization``); protocols: WebSocket subprotocols to offer.
-        max_queue: events a subscription may hold for a slow consumer before it is re-joined.
+        max_queue: events a subscription may hold for a slow consumer; beyond that it stops taking events and is
+            re-joined from its position once the consumer has caught up.
     """
 
     def __init__(self, url: str = "ws://127.0.0.1:3112/", *, headers: Mapping[str, str] | None = None,
@@ -129,7 +132,7 @@ class _Lane:
         self._by_address[_address(sub)] = sub
         self.link.start()
         if self.link.ready:
-            self._spawn(self._send("join", sub))
+            self._spawn(self._join(sub))
 
     def remove(self, sub: Subscription) -> bool:
         """Forget ``sub`` and send its leave; False if it is not on this lane."""
@@ -148,12 +151,11 @@ class _Lane:
 
     async def _join_all(self) -> None:
         for sub in list(self.subs.values()):
-            sub.live = False
-            await self._send("join", sub)
+            await self._join(sub)
 
     def _on_close(self) -> None:
         for sub in self.subs.values():
-            sub.live = False
+            sub.cursor.live = False
 
     def _on_fatal(self, exc: BaseException) -> None:
         code = "unauthorized" if _is_refusal(exc) else "subscription_failed"
@@ -173,6 +175,9 @@ class _Lane:
             return
         if message.get("type") == "error":
             log.warning("%s answered with an error: %s", self.link.url, message.get("error"))
+            failed = self.subs.get(str(message.get("subscriptionId")))
+            if failed is not None:  # its join could not be answered (snapshot unreadable): try again
+                self._spawn(self._join(failed, delay=_JOIN_RETRY_DELAY))
         elif message.get("type") == "stream":
             self._route(StreamEvent(message))
 
@@ -189,16 +194,22 @@ class _Lane:
             self.remove(sub)
             sub.refuse(event)
             return
-        if kind == "sync":
-            sub.live = True
-        elif not sub.live:
-            return  # from before this connection's sync: the sync already holds its effect
-        if not sub.deliver(event):
-            self._spawn(self._send("join", sub))
+        if sub.backed_up:
+            sub.stall(lambda: self._spawn(self._join(sub)))
+        elif sub.cursor.admit(event):
+            sub.deliver(event)
 
-    async def _send(self, kind: str, sub: Subscription) -> None:
+    async def _join(self, sub: Subscription, delay: float = 0.0) -> None:
+        """Join (again) from the position ``sub`` reached; frames are held back until the answer."""
+        if delay:
+            await asyncio.sleep(delay)
+            if self.subs.get(sub.id) is not sub or not self.link.ready:
+                return  # left meanwhile, or the reconnect joins it anyway
+        await self._send("join", sub, sub.cursor.rejoining())
+
+    async def _send(self, kind: str, sub: Subscription, position: dict[str, Any] | None = None) -> None:
         try:
-            await self.link.send(encode({"type": kind, "data": sub.join_data()}))
+            await self.link.send(encode({"type": kind, "data": sub.join_data(position)}))
         except ConnectionError:
             log.debug("%s of %r not sent: disconnected (joins are sent again on reconnect)", kind, sub)
 

@@ -2,8 +2,9 @@
 
 Frames are queued per subscription and handed out in order by one task (callback form) or by ``__anext__``
 (iterator form), so a slow consumer never stalls the shared socket. A consumer that falls ``max_queue`` events
-behind is re-joined instead: its backlog is dropped and it gets a fresh ``sync`` with the current state, the same
-contract as the engine's 1013 for slow clients.
+behind stops receiving; once it has worked through half of its backlog the subscription is re-joined from its
+position (``Cursor``), so the engine replays what it skipped, or sends a fresh ``sync`` if it no longer can: the
+same contract as the engine's 1013 for slow clients, without holding more than ``max_queue`` events.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from streamhub.sdk.errors import SubscriptionError
 from streamhub.sdk.events import StreamEvent
+from streamhub.sdk.positions import Cursor, Position
 
 __all__ = ["Callback", "Subscription"]
 
@@ -29,8 +31,10 @@ Callback = Callable[[StreamEvent], Awaitable[None] | None]
 class Subscription:
     """A live view of ``stream_name/group_id`` (or of one item when ``item_id`` is set).
 
-    The first event is a ``sync`` holding the current value(s); after a reconnect another ``sync`` follows with the
-    state at that time. ``unsubscribe()`` ends it; so does leaving an ``async with`` block.
+    The first event is a ``sync`` holding the current value(s). After a reconnect the events missed meanwhile
+    follow (``event.replayed`` is True), or, when the engine can no longer replay them all, another ``sync`` with
+    the state at that time, which replaces the earlier one. ``unsubscribe()`` ends it; so does leaving an
+    ``async with`` block.
     """
 
     def __init__(self, stream_name: str, group_id: str, item_id: str | None, callback: Callback | None,
@@ -41,7 +45,7 @@ class Subscription:
         self.item_id = item_id
         self.error: SubscriptionError | None = None
         self._error_was_delivered = False  # the refusal came as an ``unauthorized`` event the consumer sees
-        self.live = False  # the current connection's sync arrived; events before it are stale
+        self.cursor = Cursor()
         self._callback = callback
         self._max_queue = max_queue
         self._on_unsubscribe = on_unsubscribe
@@ -49,6 +53,7 @@ class Subscription:
         self._synced = asyncio.Event()
         self._ended = False
         self._last_sync: StreamEvent | None = None
+        self._on_drained: Callable[[], None] | None = None  # re-joins a consumer that fell behind
         self._task = asyncio.create_task(self._run_callback()) if callback is not None else None
 
     def __repr__(self) -> str:
@@ -60,11 +65,25 @@ class Subscription:
         """False once unsubscribed, refused or failed."""
         return not self._ended
 
-    def join_data(self) -> dict[str, Any]:
-        """The ``data`` of this subscription's join/leave frames (wire names)."""
+    @property
+    def position(self) -> Position | None:
+        """The last change handed to the consumer (epoch and offset); None before the first ``sync`` or when the
+        engine does not number changes. A re-join resumes from here."""
+        return self.cursor.position
+
+    @property
+    def last_sync(self) -> StreamEvent | None:
+        """The engine's latest answer to a join, including a ``recovered: true`` one (not handed to the consumer:
+        it holds no snapshot; the replayed events follow it)."""
+        return self.cursor.last_sync
+
+    def join_data(self, position: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The ``data`` of this subscription's join/leave frames (wire names); ``position`` asks to resume."""
         data: dict[str, Any] = {"subscriptionId": self.id, "streamName": self.stream_name, "groupId": self.group_id}
         if self.item_id is not None:
             data["id"] = self.item_id
+        if position is not None:
+            data["position"] = position
         return data
 
     def unsubscribe(self) -> None:
@@ -93,21 +112,28 @@ class Subscription:
 
     # Used by the connection
 
-    def deliver(self, event: StreamEvent) -> bool:
-        """Queue ``event``; False if the consumer is too far behind (the caller then re-joins)."""
+    @property
+    def backed_up(self) -> bool:
+        """The consumer holds ``max_queue`` undelivered events: take no more."""
+        return self._queue.qsize() >= self._max_queue
+
+    def stall(self, rejoin: Callable[[], None]) -> None:
+        """Stop taking events; call ``rejoin`` once the consumer has worked through half of its backlog."""
+        if self._on_drained is None:
+            log.warning("%r: consumer is %d events behind; re-joining from its position once it catches up",
+                        self, self._max_queue)
+        self.cursor.live = False
+        self._on_drained = rejoin
+        self._after_take()
+
+    def deliver(self, event: StreamEvent) -> None:
+        """Queue ``event`` for the consumer."""
         if self._ended:
-            return True
-        if event.event_type == "sync":
-            self._last_sync = event
-        if self._queue.qsize() >= self._max_queue:
-            log.warning("%r: consumer is %d events behind; re-joining for a fresh sync", self, self._max_queue)
-            self._drain()
-            self.live = False
-            return False
+            return
         self._queue.put_nowait(event)
         if event.event_type == "sync":
+            self._last_sync = event
             self._synced.set()
-        return True
 
     def refuse(self, event: StreamEvent) -> None:
         """The engine refused the join: hand out the ``unauthorized`` event, then end."""
@@ -130,6 +156,7 @@ class Subscription:
 
     async def __anext__(self) -> StreamEvent:
         event = await self._queue.get()
+        self._after_take()
         if event is None:
             self._queue.put_nowait(None)  # later calls end too
             if self.error is not None and not self._error_was_delivered:
@@ -153,6 +180,12 @@ class Subscription:
         self._queue.put_nowait(None)
         self._synced.set()
 
+    def _after_take(self) -> None:
+        rejoin = self._on_drained
+        if rejoin is not None and not self._ended and self._queue.qsize() <= self._max_queue // 2:
+            self._on_drained = None
+            rejoin()
+
     def _drain(self) -> None:
         while not self._queue.empty():
             self._queue.get_nowait()
@@ -161,6 +194,7 @@ class Subscription:
         callback = self._callback
         assert callback is not None
         while (event := await self._queue.get()) is not None:
+            self._after_take()
             try:
                 result = callback(event)
                 if inspect.isawaitable(result):
