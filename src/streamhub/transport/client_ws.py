@@ -23,6 +23,7 @@ from streamhub.protocol import close_codes
 from streamhub.protocol.client_messages import Join, error_frame
 from streamhub.protocol.codec import encode
 from streamhub.transport.auth import AuthDecision, authenticate
+from streamhub.transport.sockets import socket_writer
 from streamhub.transport.static_files import static_routes
 
 __all__ = ["ClientEndpoint", "ClientEndpointSettings"]
@@ -107,7 +108,8 @@ class ClientEndpoint:
             log.warning("client %s cannot keep up; closing with %d", connection_id, close_codes.TRY_AGAIN_LATER)
             asyncio.create_task(_close_slow(ws, transport))
 
-        outbox = Outbox(transport.write, transport.get_write_buffer_size, cut_off, self._settings.max_pending_bytes)
+        outbox = Outbox(socket_writer(transport), transport.get_write_buffer_size, cut_off,
+                        self._settings.max_pending_bytes)
         conn = ClientConnection(connection_id, outbox, context)
         self.connections[connection_id] = conn
         return conn

@@ -26,6 +26,7 @@ from streamhub.protocol.worker_messages import (
     decode_worker_message,
     encode_worker_message,
 )
+from streamhub.transport.sockets import socket_writer
 
 __all__ = ["WorkerConnection", "WorkerEndpoint"]
 
@@ -100,7 +101,8 @@ class WorkerEndpoint:
             log.warning("worker %s cannot keep up; closing", worker_id)
             asyncio.create_task(_close(ws))
 
-        outbox = Outbox(transport.write, transport.get_write_buffer_size, cut_off, MAX_PENDING_BYTES, urgent=True)
+        outbox = Outbox(socket_writer(transport), transport.get_write_buffer_size, cut_off, MAX_PENDING_BYTES,
+                        urgent=True)
         worker = WorkerConnection(worker_id, outbox)
         self.connections[worker_id] = worker
         return worker
