@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,20 +17,9 @@ from typing import Any
 
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA_BYTES = 64  # the item value is a string of this many characters
+from bench.common import DATA_BYTES, ROOT, cpu_seconds, free_port
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+__all__ = ["cpu_seconds", "expected_bytes", "free_port", "run_streamhub", "run_subscribers", "streamhub_writer"]
 
 
 # Subscribers (run in their own process: python -m bench.redis_fanout_support --subscribe ...)
