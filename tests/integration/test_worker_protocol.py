@@ -140,3 +140,15 @@ async def test_enqueue_action_is_refused_not_run(server: Server) -> None:
         assert answer["invocation_id"] == "q1" and answer["error"]["code"] == "enqueue_not_supported"
         assert "stream.set" in answer["error"]["message"]
         assert await worker.call("stream.get", {"stream_name": "s", "group_id": "g", "item_id": "i"}) == "<no result>"
+
+
+async def test_engine_shutdown_closes_workers_promptly_with_1001() -> None:
+    srv = Server(make_config())
+    await srv.start()
+    async with TestWorker(worker_url(srv)) as worker:
+        assert worker.ws is not None and worker._reader is not None
+        started = asyncio.get_running_loop().time()
+        await srv.close()
+        await asyncio.wait_for(worker._reader, timeout(5))
+        assert worker.ws.close_code == 1001
+        assert asyncio.get_running_loop().time() - started < timeout(2)

@@ -23,7 +23,7 @@ from streamhub.protocol import close_codes
 from streamhub.protocol.client_messages import Join, error_frame
 from streamhub.protocol.codec import encode
 from streamhub.transport.auth import AuthDecision, authenticate
-from streamhub.transport.sockets import socket_writer
+from streamhub.transport.sockets import close_going_away, socket_writer
 from streamhub.transport.static_files import static_routes
 
 __all__ = ["ClientEndpoint", "ClientEndpointSettings"]
@@ -89,7 +89,7 @@ class ClientEndpoint:
 
     async def close_all(self) -> None:
         """Close every client socket with 1001 so clients reconnect at once instead of waiting out a timeout."""
-        await asyncio.gather(*(_close_going_away(ws) for ws in list(self._sockets)))
+        await asyncio.gather(*(close_going_away(ws) for ws in list(self._sockets)))
 
     # Private
 
@@ -148,12 +148,6 @@ async def _close_slow(ws: web.WebSocketResponse, transport: asyncio.Transport) -
                                _CLOSE_TIMEOUT)
     if not transport.is_closing():
         transport.abort()
-
-
-async def _close_going_away(ws: web.WebSocketResponse) -> None:
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(ws.close(code=close_codes.GOING_AWAY, message=b"engine shutting down"),
-                               _CLOSE_TIMEOUT)
 
 
 def _first_offered_protocol(request: web.Request) -> tuple[str, ...]:

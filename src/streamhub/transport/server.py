@@ -134,9 +134,10 @@ class Server:
         return endpoints
 
     async def close(self) -> None:
-        """Close sockets (clients see 1001), then the engine (flushing the store)."""
+        """Close sockets (clients, then workers, see 1001), then the engine (flushing the store)."""
         if self.clients is not None:
             await self.clients.close_all()
+        await self.workers.close_all()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

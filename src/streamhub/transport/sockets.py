@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
-__all__ = ["socket_writer"]
+from aiohttp import web
+
+from streamhub.protocol import close_codes
+
+__all__ = ["close_going_away", "socket_writer"]
+
+CLOSE_TIMEOUT = 5.0  # seconds a peer gets to answer a close before the socket is dropped
+
+
+async def close_going_away(ws: web.WebSocketResponse) -> None:
+    """Close with 1001 (the engine is going away) so the peer reconnects at once instead of timing out."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(code=close_codes.GOING_AWAY, message=b"engine shutting down"), CLOSE_TIMEOUT)
 
 
 def socket_writer(transport: asyncio.Transport) -> Callable[[bytes], None]:

@@ -26,7 +26,7 @@ from streamhub.protocol.worker_messages import (
     decode_worker_message,
     encode_worker_message,
 )
-from streamhub.transport.sockets import socket_writer
+from streamhub.transport.sockets import close_going_away, socket_writer
 
 __all__ = ["WorkerConnection", "WorkerEndpoint"]
 
@@ -59,6 +59,7 @@ class WorkerEndpoint:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self.connections: dict[str, WorkerConnection] = {}
+        self._sockets: set[web.WebSocketResponse] = set()
 
     def routes(self) -> list[web.RouteDef]:
         """Routes to mount on the worker port's application."""
@@ -70,6 +71,7 @@ class WorkerEndpoint:
         await ws.prepare(request)
         worker = self._open(ws, request)
         worker.send(WorkerRegistered(worker_id=worker.worker_id))
+        self._sockets.add(ws)
         try:
             async for message in ws:
                 if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -78,9 +80,14 @@ class WorkerEndpoint:
                     log.info("worker %s: %s", worker.worker_id, ws.exception())
                     break
         finally:
+            self._sockets.discard(ws)
             self.connections.pop(worker.worker_id, None)
             self._engine.workers.disconnected(worker)
         return ws
+
+    async def close_all(self) -> None:
+        """Close every worker socket with 1001 so SDKs reconnect at once instead of waiting out a timeout."""
+        await asyncio.gather(*(close_going_away(ws) for ws in list(self._sockets)))
 
     async def telemetry(self, request: web.Request) -> web.StreamResponse:
         """Accept iii-sdk's OpenTelemetry socket; its frames are read and dropped."""
