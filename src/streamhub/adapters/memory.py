@@ -9,6 +9,8 @@ instance (each process) has its own epoch: after a restart clients resume with a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -21,6 +23,7 @@ from streamhub.core.update_ops import UpdateOp, apply_ops
 __all__ = ["MemoryAdapter", "Record"]
 
 GroupKey = tuple[str, str]
+_MIN_SWEEP_INTERVAL = 0.05  # seconds; the sweep runs every half change-log age, never more often than this
 Record = tuple[str, str, str, str, Any]
 """A journal entry: (``"set"`` | ``"del"``, stream, group, item, value)."""
 
@@ -49,6 +52,7 @@ class MemoryAdapter:
         self._listener: EventListener | None = None
         self._limits = limits or LogLimits()
         self._histories: dict[GroupKey, _History] = {}
+        self._sweeper: asyncio.Task[None] | None = None  # expires the logs of groups nobody writes any more
         self.epoch = new_epoch()
 
     # Lifecycle
@@ -56,9 +60,15 @@ class MemoryAdapter:
     async def start(self, listener: EventListener, on_gap: GapListener | None = None) -> None:
         """Begin delivering events; an embedded store never loses one, so ``on_gap`` is never called."""
         self._listener = listener
+        self._sweeper = asyncio.create_task(self._sweep(), name="streamhub-change-log-sweeper")
 
     async def close(self) -> None:
         self._listener = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
 
     # Reads
 
@@ -171,6 +181,14 @@ class MemoryAdapter:
         if change.event is not None:
             self._emit(change.event)
         return change
+
+    async def _sweep(self) -> None:
+        """Trim every change log by age now and then: a log is otherwise trimmed only when its group is written."""
+        while True:
+            await asyncio.sleep(max(self._limits.age / 2, _MIN_SWEEP_INTERVAL))
+            for history in list(self._histories.values()):
+                history.log.expire()
+                await asyncio.sleep(0)  # many groups: let the loop breathe between them
 
     def _event(self, ref: ItemRef, kind: str, data: Any) -> StreamEvent:
         return StreamEvent(ref.stream, ref.group, ref.item, kind, data, offset=self._next_offset(ref.stream, ref.group))

@@ -83,6 +83,10 @@ class ChangeLog:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def expire(self, now: float | None = None) -> None:
+        """Drop events older than the age limit (for logs of groups that are no longer written)."""
+        self._trim(time.monotonic() if now is None else now)
+
     def _trim(self, now: float) -> None:
         entries = self._entries
         while len(entries) > self._limits.size:
