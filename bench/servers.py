@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,12 +25,14 @@ _START_TIMEOUT = 30.0
 class Server:
     """A running server: its process, the port subscribers use and (streamhub) the worker port."""
 
-    def __init__(self, name: str, child: Child, port: int, worker_port: int = 0, tmp: Path | None = None) -> None:
+    def __init__(self, name: str, child: Child, port: int, worker_port: int = 0, tmp: Path | None = None,
+                 cleanup: Callable[[], None] | None = None) -> None:
         self.name = name
         self.child = child
         self.port = port
         self.worker_port = worker_port
         self._tmp = tmp
+        self._cleanup = cleanup  # removes what the run left outside its temp folder (its Redis keys)
 
     @property
     def pid(self) -> int:
@@ -43,6 +46,8 @@ class Server:
         self.child.stop()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
+        if self._cleanup is not None:
+            self._cleanup()
 
     def __enter__(self) -> Server:
         return self
@@ -51,7 +56,7 @@ class Server:
         self.stop()
 
 
-def adapter_yaml(spec: str, data_dir: Path) -> str:
+def adapter_yaml(spec: str, data_dir: Path, key_prefix: str = "streamhub:") -> str:
     """The ``adapter:`` block of the stream module for an adapter spec."""
     name, _, url = spec.partition("=")
     if name == "memory":
@@ -59,7 +64,8 @@ def adapter_yaml(spec: str, data_dir: Path) -> str:
     if name == "file":
         return f"class: modules::stream::adapters::KvStore\nconfig: {{store_method: file_based, file_path: {data_dir}}}"
     if name == "redis":
-        return f"class: modules::stream::adapters::RedisAdapter\nconfig: {{redis_url: \"{url}\"}}"
+        return (f"class: modules::stream::adapters::RedisAdapter\n"
+                f"config: {{redis_url: \"{url}\", key_prefix: \"{key_prefix}\"}}")
     raise ValueError(f"adapter spec {spec!r}: expected memory, file or redis=URL")
 
 
@@ -67,7 +73,9 @@ def streamhub(adapter: str = "memory") -> Server:
     """``streamhub serve`` on two free ports; slow clients get 64 MiB of backlog so bursts never cut them off."""
     worker_port, stream_port = free_port(), free_port()
     tmp = Path(tempfile.mkdtemp(prefix="streamhub-bench-"))
-    block = adapter_yaml(adapter, tmp / "data").replace("\n", "\n" + " " * 8)
+    # Redis: a fresh key prefix per engine start, so every run begins on an empty data set as embedded ones do.
+    prefix = f"bench-{uuid.uuid4().hex[:12]}:"
+    block = adapter_yaml(adapter, tmp / "data", prefix).replace("\n", "\n" + " " * 8)
     config = tmp / "config.yaml"
     config.write_text(
         f"port: {worker_port}\nmodules:\n  - class: modules::stream::StreamModule\n    config:\n"
@@ -80,7 +88,23 @@ def streamhub(adapter: str = "memory") -> Server:
     except BaseException:
         child.stop()
         raise
-    return Server(f"streamhub[{adapter}]", child, stream_port, worker_port, tmp)
+    cleanup = _redis_cleanup(adapter.partition("=")[2], prefix) if adapter.startswith("redis=") else None
+    return Server(f"streamhub[{adapter}]", child, stream_port, worker_port, tmp, cleanup)
+
+
+def _redis_cleanup(url: str, prefix: str) -> Callable[[], None]:
+    def cleanup() -> None:
+        import redis
+
+        client = redis.Redis.from_url(url)
+        try:
+            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))  # the run's own prefix only
+            for start in range(0, len(keys), 1000):
+                client.delete(*keys[start:start + 1000])
+        finally:
+            client.close()
+
+    return cleanup
 
 
 def raw() -> Server:
