@@ -70,7 +70,10 @@ def adapter_yaml(spec: str, data_dir: Path, key_prefix: str = "streamhub:") -> s
 
 
 def streamhub(adapter: str = "memory") -> Server:
-    """``streamhub serve`` on two free ports; slow clients get 64 MiB of backlog so bursts never cut them off."""
+    """``streamhub serve`` on two free ports; slow clients get 64 MiB of backlog so bursts never cut them off.
+
+    Server pings are off: the byte-counting subscribers do not answer them, and the baselines send none.
+    """
     worker_port, stream_port = free_port(), free_port()
     tmp = Path(tempfile.mkdtemp(prefix="streamhub-bench-"))
     # Redis: a fresh key prefix per engine start, so every run begins on an empty data set as embedded ones do.
@@ -79,7 +82,8 @@ def streamhub(adapter: str = "memory") -> Server:
     config = tmp / "config.yaml"
     config.write_text(
         f"port: {worker_port}\nmodules:\n  - class: modules::stream::StreamModule\n    config:\n"
-        f"      port: {stream_port}\n      max_pending_bytes: 67108864\n      adapter:\n        {block}\n"
+        f"      port: {stream_port}\n      max_pending_bytes: 67108864\n      heartbeat_ms: 0\n"
+        f"      adapter:\n        {block}\n"
     )
     child = Child("streamhub", [sys.executable, "-m", "streamhub", "serve", "-c", str(config),
                                 "--log-level", "WARNING"], cwd=tmp, cpu=SERVER_CPU)

@@ -267,7 +267,7 @@ def test_stream_value_errors_name_the_key(tmp_path: Path, body: str, expected: s
 def test_unknown_stream_key_is_rejected_with_suggestion(tmp_path: Path) -> None:
     message = error(tmp_path, f"modules:\n  - class: {STREAM}\n    config: {{prot: 3112}}\n")
     assert message.startswith('modules[0].config.prot: unknown key; did you mean "port"?')
-    assert "accepted: adapter, auth_function, auth_timeout_ms, host" in message
+    assert "accepted: adapter, auth_function, auth_timeout_ms, heartbeat_ms, host" in message
 
 
 @pytest.mark.parametrize(

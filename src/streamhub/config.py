@@ -100,6 +100,7 @@ class StreamModuleConfig:
     max_pending_bytes: int = 4 * _MIB
     join_timeout_ms: int = 10_000
     auth_timeout_ms: int = 10_000
+    heartbeat_ms: int = 30_000  # server pings; a client silent for half of this after a ping is dropped (0: off)
 
 
 @dataclass(frozen=True)
@@ -353,6 +354,7 @@ def _stream_module(conf: _Section) -> StreamModuleConfig:
         max_pending_bytes=conf.integer("max_pending_bytes", d.max_pending_bytes),
         join_timeout_ms=conf.integer("join_timeout_ms", d.join_timeout_ms),
         auth_timeout_ms=conf.integer("auth_timeout_ms", d.auth_timeout_ms),
+        heartbeat_ms=conf.integer("heartbeat_ms", d.heartbeat_ms, low=0),
     )
 
 

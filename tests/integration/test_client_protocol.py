@@ -166,3 +166,29 @@ async def test_engine_close_tells_clients_1001_at_once() -> None:
         closing = asyncio.create_task(srv.close())
         assert await sub.wait_closed(wait=1.0) == 1001
         await asyncio.wait_for(closing, 1.0)
+
+
+async def test_heartbeat_drops_a_silent_peer_and_keeps_a_live_one() -> None:
+    srv = Server(make_config(heartbeat_ms=200))
+    await srv.start()
+    silent = RawClient(srv.stream_port)  # reads nothing and never answers a ping, like a vanished laptop
+    try:
+        await silent.connect()
+        silent.send_text('{"type":"join","data":{"subscriptionId":"s","streamName":"s","groupId":"g"}}')
+        async with Subscriber(stream_url(srv)) as live:  # aiohttp answers pings by itself
+            await live.join("s", "g")
+            await live.next()
+            assert srv.clients is not None
+            for _ in range(200):
+                if len(srv.clients.connections) == 1:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(srv.clients.connections) == 1  # the silent one is gone, its subscription released
+            await asyncio.sleep(0.5)
+            assert not live.closed.is_set()
+            async with TestWorker(worker_url(srv)) as worker:
+                await worker.call("stream.set", {"stream_name": "s", "group_id": "g", "item_id": "i", "data": 1})
+            assert (await live.next())["event"]["type"] == "create"
+    finally:
+        silent.close()
+        await srv.close()

@@ -41,6 +41,7 @@ class ClientEndpointSettings:
     auth_timeout: float = 10.0
     max_message_size: int = 1024 * 1024
     max_pending_bytes: int = 4 * 1024 * 1024
+    heartbeat: float | None = 30.0  # seconds between server pings; a peer that does not answer is dropped
 
 
 class ClientEndpoint:
@@ -74,6 +75,7 @@ class ClientEndpoint:
             compress=False,
             protocols=_first_offered_protocol(request),
             timeout=_CLOSE_TIMEOUT,
+            heartbeat=self._settings.heartbeat,
         )
         await ws.prepare(request)
         conn = self._open(ws, request, decision.context)

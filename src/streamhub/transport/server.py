@@ -53,6 +53,7 @@ class Server:
                     auth_timeout=stream.auth_timeout_ms / 1000,
                     max_message_size=stream.max_message_size,
                     max_pending_bytes=stream.max_pending_bytes,
+                    heartbeat=stream.heartbeat_ms / 1000 if stream.heartbeat_ms else None,
                 ),
             )
         self.rest: RestApi | None = None
