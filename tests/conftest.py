@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -19,14 +20,21 @@ def make_config(**stream: object) -> EngineConfig:
     return EngineConfig(port=0, stream=module, invocation_timeout_ms=5000)
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
-    srv = Server(make_config())
+@contextlib.asynccontextmanager
+async def running(config: EngineConfig | None = None) -> AsyncIterator[Server]:
+    """An engine serving real sockets for the duration of the block (in-memory, free ports by default)."""
+    srv = Server(config or make_config())
     await srv.start()
     try:
         yield srv
     finally:
         await srv.close()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    async with running() as srv:
+        yield srv
 
 
 def worker_url(srv: Server) -> str:

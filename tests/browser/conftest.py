@@ -21,7 +21,7 @@ from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from streamhub.transport.server import Server
-from tests.conftest import make_config
+from tests.conftest import running
 from tests.helpers import free_port, timeout
 
 CHROMIUM = os.environ.get("STREAMHUB_CHROMIUM", "/usr/bin/chromium")
@@ -103,12 +103,8 @@ async def open_page(context: BrowserContext, page_origin: str) -> AsyncIterator[
 @pytest_asyncio.fixture(loop_scope="session")
 async def engine() -> AsyncIterator[Server]:
     """An in-process engine (memory store) on free ports, on the session's loop."""
-    srv = Server(make_config())
-    await srv.start()
-    try:
+    async with running() as srv:
         yield srv
-    finally:
-        await srv.close()
 
 
 def http_base(port: int) -> str:

@@ -53,11 +53,11 @@ MAX_UPDATE_ATTEMPTS = 1000
 """Lost compare-and-set races one ``update`` tolerates before giving up (each lost race means another write won)."""
 
 
-def _script(name: str, *, records: bool = False) -> str:
-    """A Lua script's text; ``records`` prepends ``record.lua`` (the numbering, logging and publishing step)."""
+def _script(name: str, *preludes: str) -> str:
+    """A Lua script's text after its preludes: ``record.lua`` (number, log and publish a change), ``values.lua``
+    (read a group's values in creation order). Scripts cannot call each other, so shared steps are prepended."""
     lua = importlib.resources.files("streamhub.adapters").joinpath("lua")
-    text = lua.joinpath(name).read_text("utf-8")
-    return lua.joinpath("record.lua").read_text("utf-8") + text if records else text
+    return "".join(lua.joinpath(part).read_text("utf-8") for part in (*preludes, name))
 
 
 class RedisAdapter:
@@ -90,11 +90,11 @@ class RedisAdapter:
         except ValueError as exc:
             raise ConfigError(f"redis_url {self.where} is not a usable Redis URL: {exc}") from None
         self._redis = aioredis.Redis(connection_pool=self._pool, retry=Retry(NoBackoff(), 0))
-        self._write = self._redis.register_script(_script("write.lua", records=True))
-        self._delete = self._redis.register_script(_script("delete.lua", records=True))
-        self._send = self._redis.register_script(_script("send.lua", records=True))
-        self._list = self._redis.register_script(_script("list.lua"))
-        self._snapshot = self._redis.register_script(_script("snapshot.lua"))
+        self._write = self._redis.register_script(_script("write.lua", "record.lua"))
+        self._delete = self._redis.register_script(_script("delete.lua", "record.lua"))
+        self._send = self._redis.register_script(_script("send.lua", "record.lua"))
+        self._list = self._redis.register_script(_script("list.lua", "values.lua"))
+        self._snapshot = self._redis.register_script(_script("snapshot.lua", "values.lua"))
         self._replay = self._redis.register_script(_script("replay.lua"))
         self._subscriber: Subscriber | None = None
         self._updating: dict[tuple[str, str, str], tuple[asyncio.Lock, list[int]]] = {}  # lock, [users]

@@ -10,11 +10,4 @@ if ARGV[1] == 'item' then
   result[3] = redis.call('HGET', KEYS[1], ARGV[2])
   return result
 end
-local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
-for first = 1, #ids, 1000 do
-  local chunk = redis.call('HMGET', KEYS[1], unpack(ids, first, math.min(first + 999, #ids)))
-  for i = 1, #chunk do
-    result[#result + 1] = chunk[i]
-  end
-end
-return result
+return group_values(KEYS[1], KEYS[2], result)
