@@ -22,16 +22,16 @@ __all__ = [
     "GENERATOR_CPU",
     "ROOT",
     "SERVER_CPU",
-    "Usage",
     "Child",
+    "Usage",
     "cpu_seconds",
     "event_json",
     "event_wrapper",
-    "text_frame",
     "frame_length",
     "free_port",
     "machine_busy_seconds",
     "rss_bytes",
+    "text_frame",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -217,11 +217,15 @@ async def run(args: argparse.Namespace) -> None:
     else:
         await _wait_done(conns, args.timeout)
     if args.latency:
-        with open(args.latency, "wb") as out:
-            for conn in conns:
-                conn.times.tofile(out)
+        await asyncio.to_thread(_save_latencies, args.latency, conns)
     for conn in conns:
         conn.close()
+
+
+def _save_latencies(path: str, conns: list[Connection]) -> None:
+    with open(path, "wb") as out:
+        for conn in conns:
+            conn.times.tofile(out)
 
 
 async def _wait_done(conns: list[Connection], timeout: float) -> None:

@@ -20,6 +20,16 @@ def timeout(seconds: float) -> float:
     return seconds * TIMEOUT_FACTOR
 
 
+async def wait_until(condition: Callable[[], object], seconds: float = 10.0, poll: float = 0.01) -> None:
+    """Poll ``condition`` until it holds; ``TimeoutError`` after ``seconds`` (scaled).
+
+    Only for state that offers nothing to await (another process, a library's internals).
+    """
+    async with asyncio.timeout(timeout(seconds)):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(poll)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -51,6 +61,7 @@ class TestWorker:
         self.pending: dict[str, asyncio.Future[Any]] = {}
         self.other: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
+        self._serving: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> TestWorker:
         self.session = aiohttp.ClientSession()
@@ -109,7 +120,9 @@ class TestWorker:
                     else:
                         future.set_result(data.get("result", "<no result>"))
             elif kind == "invokefunction" and data["function_id"] in self.handlers:
-                asyncio.create_task(self._serve(data))
+                task = asyncio.create_task(self._serve(data))
+                self._serving.add(task)
+                task.add_done_callback(self._serving.discard)
             else:
                 await self.other.put(data)
 

@@ -267,7 +267,7 @@ def test_stream_value_errors_name_the_key(tmp_path: Path, body: str, expected: s
 def test_unknown_stream_key_is_rejected_with_suggestion(tmp_path: Path) -> None:
     message = error(tmp_path, f"modules:\n  - class: {STREAM}\n    config: {{prot: 3112}}\n")
     assert message.startswith('modules[0].config.prot: unknown key; did you mean "port"?')
-    assert "accepted: adapter, auth_function, auth_timeout_ms, heartbeat_ms, host" in message
+    assert "accepted: adapter, allowed_origins, auth_function, auth_timeout_ms, handshake_timeout_ms" in message
 
 
 @pytest.mark.parametrize(
@@ -397,3 +397,58 @@ def test_unknown_top_level_keys_are_ignored_like_the_reference(tmp_path: Path) -
 def test_directory_instead_of_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read"):
         load_config(tmp_path, {})
+
+
+# --- security limits (docs/security.md) ------------------------------------------------------------------
+
+
+def test_security_defaults() -> None:
+    config = default_config()
+    assert (config.handshake_timeout_ms, config.max_connections, config.worker_auth, config.tls) == (
+        10_000, 1000, None, None)
+    stream = StreamModuleConfig()
+    assert (stream.handshake_timeout_ms, stream.max_subscriptions_per_connection, stream.max_value_depth,
+            stream.allowed_origins, stream.tls) == (10_000, 1000, 64, (), None)
+    rest = RestApiConfig()
+    assert (rest.handshake_timeout_ms, rest.body_timeout_ms, rest.tls) == (10_000, 30_000, None)
+
+
+def test_worker_auth_tls_and_limits_load(tmp_path: Path) -> None:
+    config = load(tmp_path, f"""
+        port: 0
+        handshake_timeout_ms: 500
+        max_connections: 7
+        worker_auth: {{tokens: ["${{TOKEN}}", second]}}
+        tls: {{cert_file: c.pem, key_file: k.pem}}
+        modules:
+          - class: {STREAM}
+            config:
+              allowed_origins: ["https://app.example"]
+              max_subscriptions_per_connection: 3
+              max_value_depth: 10
+              tls: {{cert_file: s.pem, key_file: sk.pem}}
+          - class: {REST}
+            config: {{body_timeout_ms: 250, max_connections: 9}}
+        """, TOKEN="s3cret")
+    assert config.worker_auth is not None and config.worker_auth.tokens == ("s3cret", "second")
+    assert config.tls is not None and (config.tls.cert_file, config.tls.key_file) == ("c.pem", "k.pem")
+    assert (config.handshake_timeout_ms, config.max_connections) == (500, 7)
+    assert config.stream is not None and config.stream.allowed_origins == ("https://app.example",)
+    assert (config.stream.max_subscriptions_per_connection, config.stream.max_value_depth) == (3, 10)
+    assert config.stream.tls is not None and config.stream.tls.key_file == "sk.pem"
+    assert config.rest_api is not None and (config.rest_api.body_timeout_ms, config.rest_api.max_connections) == (
+        250, 9)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("worker_auth: {tokens: []}", "worker_auth.tokens: expected at least one token"),
+    ('worker_auth: {tokens: [""]}', "worker_auth.tokens[0]: empty token"),
+    ("worker_auth: {token: abc}", 'worker_auth.token: unknown key; did you mean "tokens"?'),
+    ("tls: {cert_file: c.pem}", "tls.key_file: missing"),
+    (f"modules:\n  - class: {STREAM}\n    config: {{max_value_depth: 5000}}",
+     "modules[0].config.max_value_depth: expected an integer from 1 to 200"),
+    (f"modules:\n  - class: {REST}\n    config: {{body_timeout_ms: 0}}",
+     "modules[0].config.body_timeout_ms: expected an integer >= 1"),
+])
+def test_security_keys_are_checked(tmp_path: Path, text: str, expected: str) -> None:
+    assert error(tmp_path, text).startswith(expected)

@@ -34,6 +34,8 @@ __all__ = [
     "RestApiConfig",
     "StoreMethod",
     "StreamModuleConfig",
+    "TlsConfig",
+    "WorkerAuthConfig",
     "default_config",
     "expand_env",
     "load_config",
@@ -59,6 +61,7 @@ StoreMethod = Literal["in_memory", "file_based"]
 _STORE_METHODS: tuple[StoreMethod, ...] = ("in_memory", "file_based")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _MIB = 1024 * 1024
+_MAX_VALUE_DEPTH = 200  # orjson refuses to encode past 255 levels, and stores wrap a value in a few more
 
 
 @dataclass(frozen=True)
@@ -85,11 +88,27 @@ class AdapterConfig:
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    """``tls: {cert_file, key_file}`` on a port: serve it as wss:// / https:// with this PEM pair."""
+
+    cert_file: str
+    key_file: str
+
+
+@dataclass(frozen=True)
+class WorkerAuthConfig:
+    """Top-level ``worker_auth``: an upgrade on the worker port must carry ``Authorization: Bearer <token>``."""
+
+    tokens: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StreamModuleConfig:
     """``modules::stream::StreamModule``: the client WebSocket port and its store.
 
     The limits exist so one client cannot exhaust the server: frames above ``max_message_size`` bytes close
     the socket with 1009, and a client whose unsent output passes ``max_pending_bytes`` is disconnected.
+    docs/security.md lists every limit and what it protects.
     """
 
     port: int = 3112
@@ -101,6 +120,12 @@ class StreamModuleConfig:
     join_timeout_ms: int = 10_000
     auth_timeout_ms: int = 10_000
     heartbeat_ms: int = 30_000  # server pings; a client silent for half of this after a ping is dropped (0: off)
+    handshake_timeout_ms: int = 10_000  # a connection must finish its upgrade request's headers within this
+    max_connections: int = 100_000  # open sockets on the stream port; excess upgrades are answered 503
+    max_subscriptions_per_connection: int = 1000
+    max_value_depth: int = 64  # nesting limit of every value entering the store (set, update, send, http)
+    allowed_origins: tuple[str, ...] = ()  # empty: any Origin (and clients that send none)
+    tls: TlsConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -113,17 +138,29 @@ class RestApiConfig:
     cors_allowed_origins: tuple[str, ...] = ()
     cors_allowed_methods: tuple[str, ...] = ()
     concurrency_request_limit: int = 1024
+    handshake_timeout_ms: int = 10_000  # request line and headers of every request, keep-alive ones included
+    body_timeout_ms: int = 30_000  # the whole request body
+    max_connections: int = 10_000  # open sockets on the REST port; excess requests are answered 503
+    tls: TlsConfig | None = None
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """The whole engine. ``stream``/``rest_api`` are None when the file does not list that module."""
+    """The whole engine. ``stream``/``rest_api`` are None when the file does not list that module.
+
+    The top-level ``handshake_timeout_ms``, ``max_connections``, ``worker_auth`` and ``tls`` belong to the
+    worker port (``port``/``host``); each module carries its own for its port.
+    """
 
     port: int = 49134
     host: str = "127.0.0.1"
     stream: StreamModuleConfig | None = None
     rest_api: RestApiConfig | None = None
     invocation_timeout_ms: int = 30_000
+    handshake_timeout_ms: int = 10_000
+    max_connections: int = 1000  # open sockets on the worker port; excess upgrades are answered 503
+    worker_auth: WorkerAuthConfig | None = None
+    tls: TlsConfig | None = None
 
 
 def default_config() -> EngineConfig:
@@ -355,12 +392,20 @@ def _stream_module(conf: _Section) -> StreamModuleConfig:
         join_timeout_ms=conf.integer("join_timeout_ms", d.join_timeout_ms),
         auth_timeout_ms=conf.integer("auth_timeout_ms", d.auth_timeout_ms),
         heartbeat_ms=conf.integer("heartbeat_ms", d.heartbeat_ms, low=0),
+        handshake_timeout_ms=conf.integer("handshake_timeout_ms", d.handshake_timeout_ms),
+        max_connections=conf.integer("max_connections", d.max_connections),
+        max_subscriptions_per_connection=conf.integer("max_subscriptions_per_connection",
+                                                      d.max_subscriptions_per_connection),
+        max_value_depth=conf.integer("max_value_depth", d.max_value_depth, high=_MAX_VALUE_DEPTH),
+        allowed_origins=conf.text_list("allowed_origins"),
+        tls=_tls(conf.section("tls")) if conf.get("tls") is not None else None,
     )
 
 
 def _rest_api_module(conf: _Section) -> RestApiConfig:
     conf.reject_unknown(
-        ("port", "host", "default_timeout", "default_timeout_ms", "cors", "concurrency_request_limit")
+        ("port", "host", "default_timeout", "default_timeout_ms", "cors", "concurrency_request_limit",
+         "handshake_timeout_ms", "body_timeout_ms", "max_connections", "tls")
     )
     if conf.get("default_timeout") is not None and conf.get("default_timeout_ms") is not None:
         conf.fail("default_timeout", "give default_timeout or default_timeout_ms, not both")
@@ -375,7 +420,32 @@ def _rest_api_module(conf: _Section) -> RestApiConfig:
         cors_allowed_origins=cors.text_list("allowed_origins"),
         cors_allowed_methods=cors.text_list("allowed_methods"),
         concurrency_request_limit=conf.integer("concurrency_request_limit", d.concurrency_request_limit),
+        handshake_timeout_ms=conf.integer("handshake_timeout_ms", d.handshake_timeout_ms),
+        body_timeout_ms=conf.integer("body_timeout_ms", d.body_timeout_ms),
+        max_connections=conf.integer("max_connections", d.max_connections),
+        tls=_tls(conf.section("tls")) if conf.get("tls") is not None else None,
     )
+
+
+def _tls(conf: _Section) -> TlsConfig:
+    """``tls: {cert_file, key_file}``; the files are read when the port is bound (a bad pair stops start-up)."""
+    conf.reject_unknown(("cert_file", "key_file"))
+    for name in ("cert_file", "key_file"):
+        if conf.get(name) is None:
+            conf.fail(name, "missing (tls needs both cert_file and key_file, PEM files)")
+    return TlsConfig(cert_file=conf.text("cert_file", ""), key_file=conf.text("key_file", ""))
+
+
+def _worker_auth(conf: _Section) -> WorkerAuthConfig:
+    """``worker_auth: {tokens: [...]}``: at least one token, none empty (an empty one would admit ``Bearer ``)."""
+    conf.reject_unknown(("tokens",))
+    tokens = conf.text_list("tokens")
+    if not tokens:
+        conf.fail("tokens", "expected at least one token (remove worker_auth to leave the worker port open)")
+    for index, token in enumerate(tokens):
+        if not token.strip():
+            conf.fail(f"tokens[{index}]", "empty token (is its ${VAR} set?)")
+    return WorkerAuthConfig(tokens=tokens)
 
 
 def _modules(value: object) -> tuple[StreamModuleConfig | None, RestApiConfig | None]:
@@ -413,6 +483,10 @@ def _engine(data: object) -> EngineConfig:
         stream=stream,
         rest_api=rest_api,
         invocation_timeout_ms=top.integer("invocation_timeout_ms", EngineConfig.invocation_timeout_ms),
+        handshake_timeout_ms=top.integer("handshake_timeout_ms", EngineConfig.handshake_timeout_ms),
+        max_connections=top.integer("max_connections", EngineConfig.max_connections),
+        worker_auth=_worker_auth(top.section("worker_auth")) if top.get("worker_auth") is not None else None,
+        tls=_tls(top.section("tls")) if top.get("tls") is not None else None,
     )
 
 

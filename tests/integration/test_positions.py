@@ -236,7 +236,7 @@ async def test_slow_consumer_cut_off_resumes_from_its_position() -> None:
             await asyncio.sleep(0.1)
             for i in range(600):  # 12 MB for a client that does not read
                 await worker.call("stream.set", {**_item(i), "data": {"id": f"i{i % 50}", "n": i, "pad": "x" * 20000}})
-            frames, close_code = await slow.read_until_close(10, keep=True)
+            _frames, close_code = await slow.read_until_close(10, keep=True)
             assert close_code == 1013
             got = [f for f in slow.frames if f["event"]["type"] != "sync"]
             position = {"epoch": slow.frames[0]["position"]["epoch"], "offset": got[-1]["offset"]}

@@ -7,6 +7,7 @@ restarted under them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import CallFailed, Subscriber, TestWorker, free_port, timeout
+from tests.helpers import CallFailed, Subscriber, TestWorker, free_port, timeout, wait_until
 from tests.process import EngineProcess
 from tests.redis_server import RedisServer
 
@@ -102,9 +103,8 @@ async def test_stream_triggers_fire_once_per_change_on_the_engine_that_applied_i
         for n in range(5):
             await on_a.call("stream.set", {**ref(f"a{n}"), "data": n})
             await on_b.call("stream.set", {**ref(f"b{n}"), "data": n})
-        deadline = time.monotonic() + timeout(5)
-        while len(fired["a"]) + len(fired["b"]) < 10 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        with contextlib.suppress(TimeoutError):
+            await wait_until(lambda: len(fired["a"]) + len(fired["b"]) >= 10, 5)
         await asyncio.sleep(0.3)  # room for a duplicate to show up
         assert sorted(fired["a"]) == [f"a{n}" for n in range(5)]
         assert sorted(fired["b"]) == [f"b{n}" for n in range(5)]

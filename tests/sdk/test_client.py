@@ -59,11 +59,11 @@ async def test_engine_error_is_raised_with_its_code_and_message(client: Client) 
 
 
 async def test_bad_input_fails_before_sending(client: Client) -> None:
-    with pytest.raises(InvalidRequest, match="data of call stream.set is not JSON-serializable: .*object"):
+    with pytest.raises(InvalidRequest, match=r"data of call stream.set is not JSON-serializable: .*object"):
         await client.call("stream.set", {**ITEM, "data": object()})
     with pytest.raises(InvalidRequest, match="function id must be a non-empty string"):
         client.register_function("", lambda event: None)
-    with pytest.raises(TypeError, match="expected handler\\(event\\) or handler\\(event, context\\)"):
+    with pytest.raises(TypeError, match=r"expected handler\(event\) or handler\(event, context\)"):
         client.register_function("three", lambda a, b, c: None)
 
 
@@ -113,7 +113,7 @@ async def test_call_timeout_and_late_answer_is_dropped(server: Server, client: C
         return "late"
 
     await client.register_function("slow", slow)
-    with pytest.raises(CallTimeout, match="slow: no answer within 0.2 s"):
+    with pytest.raises(CallTimeout, match=r"slow: no answer within 0.2 s"):
         await client.call("slow", {}, timeout=0.2)
     release.set()
     assert await client.call("stream.list_all", {}) == {"stream": [], "count": 0}
@@ -167,7 +167,7 @@ async def test_join_trigger_passes_auth_context_and_can_refuse(server: Server, c
 
 async def test_refused_trigger_raises_when_awaited(client: Client) -> None:
     await client.register_function("f", lambda event: None)
-    with pytest.raises(RegistrationError, match="config.stream_name is required"):
+    with pytest.raises(RegistrationError, match=r"config.stream_name is required"):
         await client.register_trigger("stream", "f", {})
     with pytest.raises(RegistrationError, match="Trigger type cron not found"):
         await client.register_trigger("cron", "f", {"expression": "* * * * *"})
@@ -200,7 +200,7 @@ async def test_worker_announces_itself(server: Server, client: Client) -> None:
 
 async def test_connect_to_nothing_fails_clearly_and_calls_need_a_connection() -> None:
     client = Client(f"ws://127.0.0.1:{free_port()}/", connect_timeout=0.3)
-    with pytest.raises(ConnectError, match="cannot connect to ws://127.0.0.1:.* within 0.3 s"):
+    with pytest.raises(ConnectError, match=r"cannot connect to ws://127.0.0.1:.* within 0.3 s"):
         await client.connect()
     with pytest.raises(NotConnected):
         await client.call("stream.list_all", {})

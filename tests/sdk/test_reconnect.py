@@ -9,16 +9,11 @@ from typing import Any
 import pytest
 
 from streamhub.sdk import Backoff, Client, ConnectionLost, NotConnected, StreamEvent
-from tests.helpers import timeout
+from tests.helpers import timeout, wait_until
 from tests.process import EngineProcess
 
 FAST = Backoff(initial=0.05, maximum=0.3)
 
-
-async def wait_until(condition: Any, seconds: float = 10.0) -> None:
-    async with asyncio.timeout(timeout(seconds)):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 async def test_engine_restart_restores_functions_triggers_and_subscriptions(tmp_path: Path) -> None:
@@ -49,12 +44,12 @@ async def test_engine_restart_restores_functions_triggers_and_subscriptions(tmp_
         await asyncio.wait_for(started.wait(), timeout(5))
 
         engine.kill()
-        with pytest.raises(ConnectionLost, match="hang: connection to .* lost while the call was in flight"):
+        with pytest.raises(ConnectionLost, match=r"hang: connection to .* lost while the call was in flight"):
             await in_flight
         # Made during the outage: waits for the reconnect, then runs.
         outage_call = asyncio.create_task(caller.call(
             "stream.set", {"stream_name": "notes", "group_id": "u1", "item_id": "n", "data": "x"}))
-        with pytest.raises(NotConnected, match="no connection to .* within 0.2 s"):
+        with pytest.raises(NotConnected, match=r"no connection to .* within 0.2 s"):
             await caller.call("stream.list_all", {}, timeout=0.2)  # never sent: safe to retry
         assert not outage_call.done()
         await engine.start()

@@ -23,7 +23,7 @@ from streamhub.transport.server import Server
 from tests.adapters.conftest import make_adapter
 from tests.browser.proxy import TcpProxy
 from tests.conftest import make_config, worker_url
-from tests.helpers import TestWorker, timeout
+from tests.helpers import TestWorker, timeout, wait_until
 from tests.process import EngineProcess
 from tests.redis_server import RedisServer
 
@@ -34,11 +34,6 @@ MISSED = 500
 def item(n: int) -> dict[str, Any]:
     return {"stream_name": "s", "group_id": "g", "item_id": f"i{n}"}
 
-
-async def wait_until(condition: Any, seconds: float = 10.0) -> None:
-    async with asyncio.timeout(timeout(seconds)):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 async def make_changes(worker: TestWorker, count: int) -> list[tuple[str, str | None]]:

@@ -101,9 +101,9 @@ async def test_unsubscribe_sends_leave(client: Client) -> None:
 
 
 async def test_invalid_names_fail_at_subscribe(client: Client) -> None:
-    with pytest.raises(InvalidName, match="data.groupId"):
+    with pytest.raises(InvalidName, match=r"data.groupId"):
         client.stream.subscribe("todos", "")
-    with pytest.raises(InvalidName, match="data.id"):
+    with pytest.raises(InvalidName, match=r"data.id"):
         client.stream.subscribe("todos", "u1", item_id="bad\x00id")
 
 

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from streamhub.errors import FunctionNotFound
 from streamhub.protocol.worker_messages import WorkerMessage
 
-__all__ = ["Builtin", "FunctionRegistry", "NO_RESULT", "WorkerLink"]
+__all__ = ["NO_RESULT", "Builtin", "FunctionRegistry", "WorkerLink"]
 
 Builtin = Callable[[Any], Awaitable[Any]]
 

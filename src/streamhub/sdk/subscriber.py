@@ -57,6 +57,7 @@ class StreamClient:
         self._own_sessions = sessions is None
         self._sessions = sessions or SessionHolder()
         self._lanes: list[_Lane] = []
+        self._closing: set[asyncio.Future[None]] = set()  # lanes closing in the background
         self._validator = ClientSession()
 
     async def __aenter__(self) -> StreamClient:
@@ -102,7 +103,9 @@ class StreamClient:
             if lane.remove(sub):
                 if not lane.subs and lane is not self._lanes[0]:
                     self._lanes.remove(lane)
-                    asyncio.ensure_future(lane.link.close())
+                    closing = asyncio.ensure_future(lane.link.close())
+                    self._closing.add(closing)
+                    closing.add_done_callback(self._closing.discard)
                 return
 
     def _lane_failed(self, lane: _Lane) -> None:

@@ -23,7 +23,7 @@ from streamhub.protocol import close_codes
 from streamhub.protocol.client_messages import Join, error_frame
 from streamhub.protocol.codec import encode
 from streamhub.transport.auth import AuthDecision, authenticate
-from streamhub.transport.sockets import close_going_away, socket_writer
+from streamhub.transport.sockets import BackgroundTasks, close_going_away, socket_writer
 from streamhub.transport.static_files import static_routes
 
 __all__ = ["ClientEndpoint", "ClientEndpointSettings"]
@@ -55,6 +55,7 @@ class ClientEndpoint:
         self._settings = settings
         self.connections: dict[str, ClientConnection] = {}
         self._sockets: set[web.WebSocketResponse] = set()
+        self._closers = BackgroundTasks()
 
     def routes(self) -> list[web.RouteDef]:
         """Routes to mount on the stream port's application: the WebSocket, and the browser client files."""
@@ -108,7 +109,7 @@ class ClientEndpoint:
 
         def cut_off() -> None:
             log.warning("client %s cannot keep up; closing with %d", connection_id, close_codes.TRY_AGAIN_LATER)
-            asyncio.create_task(_close_slow(ws, transport))
+            self._closers.spawn(_close_slow(ws, transport))
 
         outbox = Outbox(socket_writer(transport), transport.get_write_buffer_size, cut_off,
                         self._settings.max_pending_bytes)

@@ -26,7 +26,7 @@ from streamhub.protocol.worker_messages import (
     decode_worker_message,
     encode_worker_message,
 )
-from streamhub.transport.sockets import close_going_away, socket_writer
+from streamhub.transport.sockets import BackgroundTasks, close_going_away, socket_writer
 
 __all__ = ["WorkerConnection", "WorkerEndpoint"]
 
@@ -60,6 +60,7 @@ class WorkerEndpoint:
         self._engine = engine
         self.connections: dict[str, WorkerConnection] = {}
         self._sockets: set[web.WebSocketResponse] = set()
+        self._closers = BackgroundTasks()
 
     def routes(self) -> list[web.RouteDef]:
         """Routes to mount on the worker port's application."""
@@ -106,7 +107,7 @@ class WorkerEndpoint:
 
         def cut_off() -> None:
             log.warning("worker %s cannot keep up; closing", worker_id)
-            asyncio.create_task(_close(ws))
+            self._closers.spawn(_close(ws))
 
         outbox = Outbox(socket_writer(transport), transport.get_write_buffer_size, cut_off, MAX_PENDING_BYTES,
                         urgent=True)
