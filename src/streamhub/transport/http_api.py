@@ -5,6 +5,11 @@ A request is matched to a route registered by a worker's ``http`` trigger; the f
 the reference; ``url_path`` the actual one) and answers ``{status_code?, headers?, body?}``. An answer without
 ``status_code``/``body`` keys is taken as the JSON body itself (what the documentation's example returns). Errors
 never leak internals: the client gets a code and an ``error_id`` that is also in the server log.
+
+The server alone frames responses (``http_response``): a handler's framing and hop-by-hop headers are dropped with
+one WARNING per route, a status outside 200-599 is a 502. A body must arrive within ``body_timeout`` (else 408)
+and stay within ``max_body_bytes`` (else 413); both answers close the connection (the 408 at once, the 413 once
+aiohttp has drained what the client still sends, for at most its lingering time).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from streamhub.engine.engine import Engine
 from streamhub.engine.functions import NO_RESULT
 from streamhub.errors import FunctionNotFound, InvocationTimeout, StreamhubError
 from streamhub.protocol.codec import decode, encode
+from streamhub.transport.http_response import build_response, clean_headers, valid_status
 
 __all__ = ["RestApi", "RestApiSettings"]
 
@@ -39,6 +45,11 @@ class RestApiSettings:
     cors_origins: tuple[str, ...] = ()
     cors_methods: tuple[str, ...] = ()
     max_body_bytes: int = 1024 * 1024
+    body_timeout: float = 30.0  # seconds for the whole request body, from the end of its headers
+
+
+class BodyTooLarge(Exception):
+    """A request body (declared or received) over ``max_body_bytes``."""
 
 
 class RestApi:
@@ -48,15 +59,18 @@ class RestApi:
         self._engine = engine
         self._settings = settings
         self._slots = asyncio.Semaphore(settings.concurrency)  # excess requests wait, as in the reference
+        self._warned: set[tuple[str, str, str]] = set()  # routes already logged for dropped handler headers
 
     def routes(self) -> list[web.RouteDef]:
         """One catch-all route: matching happens against the live trigger table."""
         return [web.route("*", "/{tail:.*}", self.handle)]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Answer one request (CORS preflight, 404/405, 400 bad JSON, the function's answer, 500/504)."""
+        """Answer one request (CORS preflight, 404/405, 400 bad JSON, 408/413, the function's answer, 500/502/504)."""
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            return self._cors(request, web.Response(status=204))
+            response = self._cors(request, web.Response(status=204))
+            _vary(response, "Access-Control-Request-Headers")  # echoed as the allowed headers
+            return response
         routes = self._engine.triggers.routes
         match = routes.match(request.method, request.path)
         if match is None:
@@ -65,14 +79,28 @@ class RestApi:
                 return self._json(request, 405, {"error": f"method {request.method} not allowed",
                                                  "allowed": allowed}, {"Allow": ", ".join(allowed)})
             return self._json(request, 404, {"error": f"no route for {request.method} {request.path}"})
-        try:
-            body = await _body(request)
-        except ValueError as exc:
-            return self._json(request, 400, {"error": "request body is not valid JSON", "message": str(exc)})
+        body = await self._receive(request)
+        if isinstance(body, web.StreamResponse):
+            return body
         async with self._slots:
             return await self._dispatch(request, match, body)
 
     # Private
+
+    async def _receive(self, request: web.Request) -> Any:
+        """The parsed body, or the 400/408/413 answer (the last two close the connection: the body is unread)."""
+        settings = self._settings
+        try:
+            async with asyncio.timeout(settings.body_timeout):
+                return await _body(request, settings.max_body_bytes)
+        except TimeoutError:
+            return await self._abort(request, self._closing(request, 408, {
+                "error": "request body not received in time", "timeout_ms": round(settings.body_timeout * 1000)}))
+        except BodyTooLarge:
+            return self._closing(request, 413, {"error": "request body too large",
+                                                "max_bytes": settings.max_body_bytes})
+        except ValueError as exc:
+            return self._json(request, 400, {"error": "request body is not valid JSON", "message": str(exc)})
 
     async def _dispatch(self, request: web.Request, match: RouteMatch, body: Any) -> web.StreamResponse:
         route = match.route
@@ -84,18 +112,50 @@ class RestApi:
             return self._failure(request, 502, "handler unavailable", route.function_id, exc.message)
         except StreamhubError as exc:
             return self._failure(request, 500, "internal server error", route.function_id, f"{exc.code}: {exc}")
-        return self._answer(request, answer)
+        return self._answer(request, match, answer)
 
-    def _answer(self, request: web.Request, answer: Any) -> web.StreamResponse:
+    def _answer(self, request: web.Request, match: RouteMatch, answer: Any) -> web.StreamResponse:
+        function_id = match.route.function_id
         if isinstance(answer, dict) and answer.keys() & _RESPONSE_KEYS and answer.keys() <= _RESPONSE_KEYS:
             status = answer.get("status_code", 200)
-            headers = _headers(answer.get("headers"))
+            headers = clean_headers(answer.get("headers"))
             payload = answer.get("body", {})
         else:
-            status, headers, payload = 200, {}, ({} if answer is NO_RESULT else answer)
-        if not isinstance(status, int) or not 100 <= status <= 599:
-            return self._failure(request, 500, "internal server error", "", f"invalid status_code {status!r}")
-        return self._json(request, status, payload, headers)
+            status, headers, payload = 200, clean_headers(None), ({} if answer is NO_RESULT else answer)
+        if not valid_status(status):
+            return self._failure(request, 502, "bad handler response", function_id,
+                                 f"status_code {status!r} is not an integer in 200-599")
+        if headers.dropped:
+            self._warn_dropped(match, headers.dropped)
+        try:
+            response = build_response(status, headers, payload)
+        except (TypeError, ValueError) as exc:
+            return self._failure(request, 502, "bad handler response", function_id, f"body not sendable: {exc}")
+        return self._cors(request, response)
+
+    def _warn_dropped(self, match: RouteMatch, dropped: list[str]) -> None:
+        route = match.route
+        key = (route.method, route.pattern, route.function_id)
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("http route %s %s (function %s): handler headers dropped, the server frames responses and "
+                        "refuses unsafe headers: %r (logged once per route)", route.method, route.pattern,
+                        route.function_id, dropped)
+
+    def _closing(self, request: web.Request, status: int, payload: Any) -> web.Response:
+        """An answer with ``Connection: close``; aiohttp reads and drops the rest of the body for at most its
+        lingering time (10 s) so the client can read the answer instead of a reset."""
+        response = self._json(request, status, payload)
+        response.force_close()
+        return response
+
+    @staticmethod
+    async def _abort(request: web.Request, response: web.Response) -> web.Response:
+        """Send ``response`` and close the connection at once: a stalled body gets no lingering time."""
+        await response.prepare(request)
+        await response.write_eof()
+        request.protocol.force_close()  # the transport flushes the answer, then closes
+        return response
 
     def _failure(self, request: web.Request, status: int, public: str, function_id: str, detail: str) -> web.Response:
         error_id = secrets.token_hex(8)
@@ -110,6 +170,7 @@ class RestApi:
         return self._cors(request, response)
 
     def _cors(self, request: web.Request, response: web.Response) -> web.Response:
+        _vary(response, "Origin")  # whether and how CORS headers appear depends on it, so caches must key on it
         origin = request.headers.get("Origin")
         allowed = self._settings.cors_origins
         if origin is None or (allowed and "*" not in allowed and origin not in allowed):
@@ -122,14 +183,34 @@ class RestApi:
         return response
 
 
-async def _body(request: web.Request) -> Any:
+async def _body(request: web.Request, limit: int) -> Any:
     """The parsed JSON body, None when there is none or it is not JSON; raises ValueError for bad JSON."""
     if not request.body_exists:
         return None
-    raw = await request.read()
+    raw = await _read(request, limit)
     if "json" not in request.content_type or not raw.strip():
         return None
     return decode(raw)
+
+
+async def _read(request: web.Request, limit: int) -> bytes:
+    """The whole body; ``BodyTooLarge`` as soon as its declared or received size passes ``limit``."""
+    if (request.content_length or 0) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _vary(response: web.StreamResponse, name: str) -> None:
+    present = {token.strip().lower() for value in response.headers.getall("Vary", []) for token in value.split(",")}
+    if name.lower() not in present and "*" not in present:
+        response.headers.add("Vary", name)
 
 
 def _input(request: web.Request, match: RouteMatch, body: Any) -> dict[str, Any]:
@@ -144,12 +225,3 @@ def _input(request: web.Request, match: RouteMatch, body: Any) -> dict[str, Any]
         "body": body,
         "trigger": {"type": "http", "path": route.pattern, "method": route.method},
     }
-
-
-def _headers(value: Any) -> dict[str, str]:
-    if isinstance(value, dict):
-        return {str(k): str(v) for k, v in value.items()}
-    if isinstance(value, list):
-        pairs = (str(line).split(":", 1) for line in value if ":" in str(line))
-        return {name.strip(): v.strip() for name, v in pairs}
-    return {}

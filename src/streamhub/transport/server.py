@@ -66,6 +66,7 @@ class Server:
                     concurrency=rest.concurrency_request_limit,
                     cors_origins=rest.cors_allowed_origins,
                     cors_methods=rest.cors_allowed_methods,
+                    body_timeout=rest.body_timeout_ms / 1000,
                 ),
             )
         self._runners: list[web.AppRunner] = []
