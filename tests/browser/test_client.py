@@ -168,7 +168,8 @@ async def test_token_reaches_the_auth_function_and_a_refused_page_keeps_retrying
                 await until(tab, "n => harness.log(n).length === 1", name)
                 assert (await tab.evaluate("n => harness.log(n)", name))[0]["event_type"] == "sync"
             await until(tab, "() => harness.log('secret').length === 1")
-            assert (await tab.evaluate("harness.log('secret')"))[0]["event_type"] == "unauthorized"
+            refused = (await tab.evaluate("harness.log('secret')"))[0]
+            assert refused["event_type"] == "unauthorized" and refused["reason"] == "refused"
             await until(tab, "() => harness.log('wrong').filter(e => e.status === 'reconnecting').length >= 3")
             assert await tab.evaluate("harness.log('refused')") == []
     finally:

@@ -4,7 +4,8 @@ streamhub unchanged: functions across workers, stream functions, ``stream`` and 
 What the SDKs send that streamhub does not act on, and how each test pins the answer:
 - ``engine::workers::register`` (void call on every connect): recorded per worker, no answer (test_calls...).
 - ``TriggerAction.Enqueue``: answered with error ``enqueue_not_supported`` (streamhub has no queues).
-- ``reattach`` (first frame after a reconnect): ignored; registrations are replayed (test_reconnect...).
+- ``reattach`` (first frame after a reconnect): ignored; registrations are replayed (test_reconnect...,
+  test_join_guard_holds_while_the_worker_is_cut_off...).
 - the ``/otel`` telemetry socket and extra fields (``metadata``, ``namespace``, ``traceparent``, ...): accepted and
   ignored; every test here runs with the SDKs' telemetry on.
 """
@@ -17,11 +18,13 @@ from typing import Any
 
 import pytest
 
+from streamhub.core.triggers import JOIN
 from streamhub.sdk import Client, StreamEvent
 from streamhub.transport.server import Server
+from tests.browser.proxy import TcpProxy
 from tests.compat.drivers import KINDS, SdkWorker
 from tests.conftest import stream_url, worker_url
-from tests.helpers import Subscriber, timeout
+from tests.helpers import Subscriber, timeout, wait_until
 from tests.process import EngineProcess
 
 pytestmark = pytest.mark.parametrize("kind", KINDS)
@@ -117,11 +120,42 @@ async def test_join_and_leave_triggers_fire_for_websocket_clients(kind: str, ser
             assert {k: joined["data"][k] for k in ("subscription_id", "stream_name", "group_id", "id", "context")} \
                 == {"subscription_id": "s1", "stream_name": "todos", "group_id": "u1", "id": None, "context": None}
             await client.join("secret", "g", sub_id="s2")
-            assert (await client.next())["event"] == {"type": "unauthorized"}
+            assert (await client.next())["event"] == {"type": "unauthorized", "reason": "refused"}
             assert (await worker.invoked())["data"]["stream_name"] == "secret"
             await client.leave("todos", "u1", "s1")
             left = await worker.invoked()
             assert left["invoked"] == "compat::on_leave" and left["data"]["subscription_id"] == "s1"
+
+
+async def test_join_guard_holds_while_the_worker_is_cut_off_and_judges_again_after_reconnect(
+        kind: str, server: Server) -> None:
+    proxy = TcpProxy(server.worker_port)  # the network between the worker and the engine
+    await proxy.start()
+    try:
+        async with SdkWorker(kind, proxy.url) as worker, Subscriber(stream_url(server)) as client:
+            await worker.register("compat::guard", record=True, **{"return": {"unauthorized": True}})
+            await worker.result("register_trigger", type="stream:join", function_id="compat::guard",
+                                config={"stream_name": "secret"})
+            await worker.settle()
+            await client.join("secret", "g", sub_id="s1")
+            assert (await client.next())["event"] == {"type": "unauthorized", "reason": "refused"}
+            assert (await worker.invoked())["data"]["subscription_id"] == "s1"
+
+            proxy.blocked = True
+            proxy.sever()
+            await wait_until(lambda: not server.engine.functions.exists("compat::guard"))
+            await client.join("secret", "g", sub_id="s2")
+            assert (await client.next())["event"] == {"type": "unauthorized", "reason": "guard_unavailable"}
+
+            proxy.blocked = False  # the SDK reconnects and replays its registrations (same trigger id)
+            await wait_until(lambda: server.engine.functions.exists("compat::guard")
+                             and [g.owner for g in server.engine.triggers.of_type(JOIN)] != [None], 15)
+            assert len(server.engine.triggers.of_type(JOIN)) == 1
+            await client.join("secret", "g", sub_id="s3")
+            assert (await client.next())["event"] == {"type": "unauthorized", "reason": "refused"}
+            assert (await worker.invoked())["data"]["subscription_id"] == "s3"
+    finally:
+        await proxy.close()
 
 
 async def test_published_sdk_worker_comes_back_after_engine_restart(kind: str, tmp_path: Path) -> None:

@@ -105,7 +105,7 @@ async def test_join_and_leave_triggers_get_context_and_can_refuse(server: Server
             assert (await sub.next())["event"]["type"] == "sync"
             await sub.join("chat", "secret", sub_id="s1")
             refused = await sub.next()
-            assert refused["event"] == {"type": "unauthorized"} and refused["groupId"] == "secret"
+            assert refused["event"] == {"type": "unauthorized", "reason": "refused"} and refused["groupId"] == "secret"
             assert refused["subscriptionId"] == "s1"
             await backend.call("stream.set", {"stream_name": "chat", "group_id": "secret", "item_id": "m", "data": 2})
             await sub.join("chat", "open", sub_id="s2")

@@ -160,7 +160,7 @@ async def test_join_trigger_passes_auth_context_and_can_refuse(server: Server, c
         await sub.join("chat", "open", sub_id="s1")
         assert (await sub.next())["event"]["type"] == "sync"
         await sub.join("chat", "secret", sub_id="s2")
-        assert (await sub.next())["event"] == {"type": "unauthorized"}
+        assert (await sub.next())["event"] == {"type": "unauthorized", "reason": "refused"}
     assert joins[0][0].subscription_id == "s1" and joins[0][0].connection_id
     assert joins[0][1] is None  # no auth function configured: the engine passes no context
 

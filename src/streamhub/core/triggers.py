@@ -3,19 +3,26 @@
 Trigger types answer in both spellings (decision 7): ``stream:join``/``stream_join``,
 ``stream:leave``/``stream_leave``. Join/leave triggers honour ``stream_name``/``group_id`` in their config
 (decision 9); the reference ignores it.
+
+Join triggers are guards, so they fail closed: when the worker that registered one disconnects the guard stays
+(``orphaned``, owner ``None``) and keeps covering its joins, which the engine then refuses because nothing serves
+its function, until a worker serves that function again. Only an explicit unregister removes a guard. A guard
+registered again with the same function and filters (a worker that reconnects under a new trigger id) replaces
+its orphan, so guards do not pile up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from streamhub.core.http_routes import RouteTable, parse_route
 from streamhub.core.model import StreamEvent
 from streamhub.errors import InvalidRequest
 
-__all__ = ["HTTP", "JOIN", "LEAVE", "STREAM", "Trigger", "TriggerIndex", "canonical_type"]
+__all__ = ["BUILTIN_TYPES", "HTTP", "JOIN", "LEAVE", "RESERVED_TYPES", "STREAM", "Trigger", "TriggerIndex",
+           "canonical_type"]
 
 STREAM: Final = "stream"
 JOIN: Final = "stream:join"
@@ -24,6 +31,7 @@ HTTP: Final = "http"
 
 _ALIASES = {"stream_join": JOIN, "stream_leave": LEAVE}
 BUILTIN_TYPES: Final = frozenset({STREAM, JOIN, LEAVE, HTTP})
+RESERVED_TYPES: Final = BUILTIN_TYPES | frozenset(_ALIASES)  # no worker may define a trigger type of these names
 
 
 def canonical_type(trigger_type: str) -> str:
@@ -38,7 +46,7 @@ class Trigger:
     id: str
     type: str
     function_id: str
-    owner: Hashable
+    owner: Hashable  # None: an orphaned join guard (its worker left; see the module docstring)
     stream_name: str | None = None
     group_id: str | None = None
     item_id: str | None = None
@@ -85,6 +93,8 @@ class TriggerIndex:
         )
         if kind == HTTP:
             self.routes.add(parse_route(trigger_id, function_id, config))
+        if kind == JOIN:
+            self._replace_orphans(trigger)
         self._by_id[trigger_id] = trigger
         return trigger
 
@@ -93,12 +103,20 @@ class TriggerIndex:
         self.routes.remove(trigger_id)
         return self._by_id.pop(trigger_id, None)
 
-    def drop_owner(self, owner: Hashable) -> list[Trigger]:
-        """Forget every trigger registered by ``owner`` (a disconnected worker)."""
-        gone = [t for t in self._by_id.values() if t.owner == owner]
-        for trigger in gone:
-            self.remove(trigger.id)
-        return gone
+    def drop_owner(self, owner: Hashable) -> tuple[list[Trigger], list[Trigger]]:
+        """Forget the triggers of ``owner`` (a disconnected worker), except its join guards, which stay in force.
+
+        Returns:
+            The triggers removed, and the join guards kept (now orphaned: owner ``None``).
+        """
+        mine = [t for t in self._by_id.values() if t.owner == owner]
+        kept = [replace(t, owner=None) for t in mine if t.type == JOIN]
+        for trigger in mine:
+            if trigger.type != JOIN:
+                self.remove(trigger.id)
+        for guard in kept:
+            self._by_id[guard.id] = guard
+        return [t for t in mine if t.type != JOIN], kept
 
     def of_type(self, kind: str) -> list[Trigger]:
         """Every trigger of one type."""
@@ -112,6 +130,15 @@ class TriggerIndex:
     def for_subscription(self, kind: str, stream: str, group: str) -> list[Trigger]:
         """Join or leave triggers that match a subscription to ``stream/group``."""
         return [t for t in self._by_id.values() if t.type == kind and t.matches(stream, group, None)]
+
+
+    def _replace_orphans(self, guard: Trigger) -> None:
+        """Drop orphaned join guards that ``guard`` covers exactly (same function and filters)."""
+        same = [t.id for t in self._by_id.values()
+                if t.type == JOIN and t.owner is None and t.id != guard.id and t.function_id == guard.function_id
+                and (t.stream_name, t.group_id) == (guard.stream_name, guard.group_id)]
+        for trigger_id in same:
+            del self._by_id[trigger_id]
 
 
 def _optional_str(config: dict[str, Any], key: str, trigger_id: str, *, required: bool = False) -> str | None:

@@ -1,6 +1,7 @@
 """What happens when a client joins, leaves or disconnects: join/leave triggers, snapshot or replay, hub.
 
-Order on join: join triggers (any ``{"unauthorized": true}`` refuses) -> register with the hub (events start
+Order on join: the per-connection subscription cap -> join guards (``join_guards``: any refusal, or any guard
+that cannot judge, refuses with a reason) -> register with the hub (events start
 buffering) -> read the snapshot and its position (or, for a join that carries a position, the missed events) ->
 send ``sync`` (+ replayed events) -> release the buffered events the client does not have yet. So the client
 sees every change exactly once, including those made while its snapshot was read. A resync (the adapter reports
@@ -17,10 +18,11 @@ from typing import Any
 
 from streamhub.adapters.base import StreamAdapter
 from streamhub.core.positions import Position
-from streamhub.core.triggers import JOIN, LEAVE, TriggerIndex
+from streamhub.core.triggers import LEAVE, TriggerIndex
 from streamhub.engine.hub import Hold, Hub, Subscription
+from streamhub.engine.join_guards import JoinGuards
 from streamhub.engine.outbox import Outbox
-from streamhub.errors import StreamhubError
+from streamhub.errors import InvalidRequest, StreamhubError
 from streamhub.protocol.client_messages import (
     SubscriptionData,
     error_frame,
@@ -39,12 +41,19 @@ Call = Callable[[str, Any, float], Awaitable[Any]]
 
 
 class ClientConnection:
-    """Engine-side state of one client WebSocket."""
+    """Engine-side state of one client WebSocket.
 
-    def __init__(self, connection_id: str, outbox: Outbox, context: Any) -> None:
+    Args:
+        max_subscriptions: open subscriptions this connection may hold (None: no cap); a join beyond it gets
+            an error frame ``too_many_subscriptions``.
+    """
+
+    def __init__(self, connection_id: str, outbox: Outbox, context: Any, max_subscriptions: int | None = None
+                 ) -> None:
         self.connection_id = connection_id
         self.outbox = outbox
         self.context = context  # what the auth function returned; passed to join/leave triggers
+        self.max_subscriptions = max_subscriptions
         self.session = ClientSession()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -62,13 +71,18 @@ class ClientSessions:
         self._triggers = triggers
         self._call = call
         self._timeout = join_timeout
+        self._guards = JoinGuards(triggers, call, join_timeout)
         self._resyncs: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._watching: dict[tuple[str, str], asyncio.Future[None]] = {}  # watch() calls still in flight
 
     async def join(self, conn: ClientConnection, sub: SubscriptionData) -> None:
-        """Subscribe ``conn`` unless a join trigger refuses; sends ``sync`` then live events."""
-        if await self._refused(conn, sub):
-            conn.send(unauthorized_wrapper(sub))
+        """Subscribe ``conn`` unless over its cap or a join guard refuses; sends ``sync`` then live events."""
+        if _over_cap(conn, sub):
+            conn.send(error_frame(_too_many(conn, sub), sub.subscriptionId))
+            return
+        refusal = await self._guards.refusal(sub.streamName, sub.groupId, _payload(conn, sub))
+        if refusal is not None:
+            conn.send(unauthorized_wrapper(sub, refusal))
             return
         replaced = conn.session.opened(sub)
         if replaced is not None:
@@ -177,18 +191,6 @@ class ClientSessions:
                 cache[data.id] = await self._adapter.snapshot(data.streamName, data.groupId, data.id)
         return [cache[sub.item] for sub, _ in held]
 
-    async def _refused(self, conn: ClientConnection, sub: SubscriptionData) -> bool:
-        refused = False
-        for trigger in self._triggers.for_subscription(JOIN, sub.streamName, sub.groupId):
-            try:
-                result = await self._call(trigger.function_id, _payload(conn, sub), self._timeout)
-            except Exception as exc:
-                log.warning("join trigger %s failed (join allowed): %s", trigger.function_id, exc)
-                continue
-            if isinstance(result, dict) and result.get("unauthorized") is True:
-                refused = True
-        return refused
-
     async def _fire_leave(self, conn: ClientConnection, sub: SubscriptionData) -> None:
         for trigger in self._triggers.for_subscription(LEAVE, sub.streamName, sub.groupId):
             try:
@@ -212,6 +214,20 @@ class ClientSessions:
     async def _unregister(self, conn: ClientConnection, sub: SubscriptionData) -> None:
         if self._hub.remove((conn.connection_id, sub.subscriptionId), sub.streamName, sub.groupId):
             await self._adapter.unwatch(sub.streamName, sub.groupId)
+
+
+def _over_cap(conn: ClientConnection, sub: SubscriptionData) -> bool:
+    """True if this join would open one subscription more than allowed (re-joining an open id replaces it)."""
+    cap = conn.max_subscriptions
+    open_subs = conn.session.subscriptions
+    return cap is not None and sub.subscriptionId not in open_subs and len(open_subs) >= cap
+
+
+def _too_many(conn: ClientConnection, sub: SubscriptionData) -> InvalidRequest:
+    return InvalidRequest(
+        f"join {sub.subscriptionId!r} refused: this connection already has {len(conn.session.subscriptions)} "
+        f"subscriptions, the most max_subscriptions_per_connection ({conn.max_subscriptions}) allows; "
+        "leave one first", code="too_many_subscriptions")
 
 
 def _payload(conn: ClientConnection, sub: SubscriptionData) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 One handler per message type, dispatched by message class. Calls run as tasks so a slow function never stalls
 the worker's read loop; results go back as ``invocationresult``. Published iii SDKs announce themselves with a
 fire-and-forget call of ``engine::workers::register``; that metadata is kept per worker (``descriptions``).
+The built-in trigger types (``RESERVED_TYPES``) cannot be redefined by a worker: that would divert other workers'
+join guards to it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from streamhub.core.triggers import BUILTIN_TYPES, canonical_type
+from streamhub.core.triggers import BUILTIN_TYPES, RESERVED_TYPES, canonical_type
 from streamhub.engine.functions import NO_RESULT, WorkerLink
 from streamhub.errors import StreamhubError
 from streamhub.protocol.worker_messages import (
     UNSET,
+    ErrorMessage,
     InvocationResult,
     InvokeFunction,
     Ping,
@@ -69,10 +72,14 @@ class WorkerSessions:
             handler(worker, message)
 
     def disconnected(self, worker: WorkerLink) -> None:
-        """Forget a worker's functions, triggers and trigger types; fail its calls in flight."""
+        """Forget a worker's functions, triggers (but not its join guards) and trigger types; fail its calls."""
         engine = self._engine
         functions = engine.functions.drop_worker(worker)
-        triggers = engine.triggers.drop_owner(worker.worker_id)
+        triggers, guards = engine.triggers.drop_owner(worker.worker_id)
+        for guard in guards:
+            log.warning("worker %s left: join guard %s (function %s) stays in force; the joins it covers are "
+                        "refused until a worker serves %s again", worker.worker_id, guard.id, guard.function_id,
+                        guard.function_id)
         for kind in [k for k, owner in self._custom_types.items() if owner is worker]:
             del self._custom_types[kind]
         stopped = engine.invocations.stop_worker(worker)
@@ -110,6 +117,11 @@ class WorkerSessions:
             self._engine.triggers.remove(message.id)
 
     def _register_trigger_type(self, worker: WorkerLink, message: RegisterTriggerType) -> None:
+        if message.id in RESERVED_TYPES:
+            reason = f"trigger type {message.id} is built into streamhub and cannot be registered by a worker"
+            log.warning("worker %s: %s", worker.worker_id, reason)
+            worker.send(ErrorMessage(error={"code": "reserved_trigger_type", "message": reason}))
+            return
         self._custom_types[message.id] = worker
 
     def _unregister_trigger_type(self, worker: WorkerLink, message: UnregisterTriggerType) -> None:

@@ -6,7 +6,7 @@ definition. Extra fields are ignored, as in the reference.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -15,6 +15,11 @@ from streamhub.core.positions import Position
 from streamhub.errors import StreamhubError
 
 __all__ = [
+    "GUARD_FAILED",
+    "GUARD_TIMEOUT",
+    "GUARD_UNAVAILABLE",
+    "REFUSED",
+    "UNAUTHORIZED_REASONS",
     "ClientMessage",
     "Join",
     "Leave",
@@ -25,6 +30,14 @@ __all__ = [
     "sync_wrapper",
     "unauthorized_wrapper",
 ]
+
+
+# Why a join was refused: the ``reason`` of an ``unauthorized`` event (streamhub extension). Join guards fail closed.
+REFUSED: Final = "refused"  # a join trigger answered ``unauthorized`` (anything but absent or false)
+GUARD_FAILED: Final = "guard_failed"  # a join trigger raised, or answered something that is not a verdict
+GUARD_TIMEOUT: Final = "guard_timeout"  # a join trigger did not answer within join_timeout_ms
+GUARD_UNAVAILABLE: Final = "guard_unavailable"  # nothing serves the join trigger's function (worker gone)
+UNAUTHORIZED_REASONS: Final = frozenset({REFUSED, GUARD_FAILED, GUARD_TIMEOUT, GUARD_UNAVAILABLE})
 
 
 class ResumeFrom(msgspec.Struct, frozen=True):
@@ -75,9 +88,9 @@ def recovered_wrapper(sub: SubscriptionData, position: Position) -> dict[str, An
     return wrapper
 
 
-def unauthorized_wrapper(sub: SubscriptionData) -> dict[str, Any]:
-    """Answer to a join that a join trigger refused."""
-    return _wrapper(sub, {"type": "unauthorized"})
+def unauthorized_wrapper(sub: SubscriptionData, reason: str) -> dict[str, Any]:
+    """Answer to a join that a join trigger refused, or that no join trigger could judge (``reason``)."""
+    return _wrapper(sub, {"type": "unauthorized", "reason": reason})
 
 
 def error_frame(error: StreamhubError, subscription_id: str | None = None) -> dict[str, Any]:

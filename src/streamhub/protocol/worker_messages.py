@@ -14,6 +14,7 @@ from msgspec import UNSET, UnsetType
 
 __all__ = [
     "UNSET",
+    "ErrorMessage",
     "InvocationResult",
     "InvokeFunction",
     "Ping",
@@ -94,6 +95,15 @@ class InvocationResult(_Message, frozen=True, tag="invocationresult"):
     error: Any = None
 
 
+class ErrorMessage(_Message, frozen=True, tag="error"):
+    """streamhub extension: the engine refused a frame that has no answer of its own in iii (``{code, message}``).
+
+    Workers ignore it (iii SDKs drop unknown types); one a worker sends is ignored too.
+    """
+
+    error: Any = None
+
+
 class RegisterService(_Message, frozen=True, tag="registerservice"):
     id: str | None = None
     name: str | None = None
@@ -132,6 +142,7 @@ WorkerMessage = (
     | Reattach
     | Ping
     | Pong
+    | ErrorMessage
 )
 
 _decoder = msgspec.json.Decoder(WorkerMessage)

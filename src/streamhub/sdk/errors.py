@@ -81,9 +81,18 @@ class RegistrationError(StreamhubError):
 
 
 class SubscriptionError(StreamhubError):
-    """A subscription was refused or failed; ``code`` is ``unauthorized`` for a refusal."""
+    """A subscription was refused or failed; ``code`` is ``unauthorized`` for a refusal.
+
+    ``reason`` says why the engine refused a join (the ``unauthorized`` event's ``reason``): ``refused`` (a join
+    trigger said no), or ``guard_failed`` / ``guard_timeout`` / ``guard_unavailable`` (no join trigger could
+    judge it; retrying later may succeed). None for other failures, and for engines that send no reason.
+    """
 
     code = "subscription_failed"
+
+    def __init__(self, message: str, *, code: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.reason = reason
 
 
 class ConnectError(StreamhubError):

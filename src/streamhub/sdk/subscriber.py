@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 Address = tuple[str, str, str | None]
 _FIRST_FRAMES = ("sync", "unauthorized")
 _JOIN_RETRY_DELAY = 0.5  # seconds before joining again when the engine could not answer a join
+_TOO_MANY = "too_many_subscriptions"  # the engine's per-connection cap: this join fails instead of retrying
 
 
 class StreamClient:
@@ -146,6 +147,11 @@ class _Lane:
             self._spawn(self._send("leave", sub))
         return True
 
+    def _forget(self, sub: Subscription) -> None:
+        """Drop a subscription the engine never opened (refused join): no leave to send."""
+        if self.subs.pop(sub.id, None) is not None:
+            self._by_address.pop(_address(sub), None)
+
     def end_all(self) -> None:
         for sub in list(self.subs.values()):
             sub.unsubscribe()
@@ -177,12 +183,23 @@ class _Lane:
         if not isinstance(message, dict):
             return
         if message.get("type") == "error":
-            log.warning("%s answered with an error: %s", self.link.url, message.get("error"))
-            failed = self.subs.get(str(message.get("subscriptionId")))
-            if failed is not None:  # its join could not be answered (snapshot unreadable): try again
-                self._spawn(self._join(failed, delay=_JOIN_RETRY_DELAY))
+            self._on_error(message)
         elif message.get("type") == "stream":
             self._route(StreamEvent(message))
+
+    def _on_error(self, message: dict[str, Any]) -> None:
+        """An error frame; one naming a subscription answers its join: retry it, unless it is over the cap."""
+        error = message.get("error")
+        log.warning("%s answered with an error: %s", self.link.url, error)
+        failed = self.subs.get(str(message.get("subscriptionId")))
+        if failed is None:
+            return
+        body = error if isinstance(error, dict) else {}
+        if body.get("code") == _TOO_MANY:  # retrying cannot help while the others stay open
+            self._forget(failed)
+            failed.fail(SubscriptionError(f"{failed!r}: {body.get('message')}", code=_TOO_MANY))
+        else:  # its join could not be answered (snapshot unreadable): try again
+            self._spawn(self._join(failed, delay=_JOIN_RETRY_DELAY))
 
     def _route(self, event: StreamEvent) -> None:
         stream, group, item = event.stream_name or "", event.group_id or "", event.id
@@ -194,7 +211,7 @@ class _Lane:
         if sub is None:
             return
         if kind == "unauthorized":
-            self.remove(sub)
+            self._forget(sub)
             sub.refuse(event)
             return
         if sub.backed_up:

@@ -136,8 +136,11 @@ class Subscription:
             self._synced.set()
 
     def refuse(self, event: StreamEvent) -> None:
-        """The engine refused the join: hand out the ``unauthorized`` event, then end."""
-        self.error = SubscriptionError(f"{self!r}: refused by a join trigger", code="unauthorized")
+        """The engine refused the join: hand out the ``unauthorized`` event, then end (``error.reason`` says why)."""
+        reason = event.event.get("reason")
+        reason = reason if isinstance(reason, str) else None
+        why = f" ({reason})" if reason else ""
+        self.error = SubscriptionError(f"{self!r}: join refused{why}", code="unauthorized", reason=reason)
         if not self._ended:
             self._error_was_delivered = True
             self._queue.put_nowait(event)

@@ -1,8 +1,11 @@
 """Connection auth for the client WebSocket: build the auth input, call ``auth_function``, decide.
 
-streamhub refuses (HTTP 401, no socket) when the function raises, cannot be reached, times out, or answers
-``null``/``false``/``{"unauthorized": true}`` (decision 1). Otherwise the answer's ``context`` (or the answer
-itself, as the documentation's example returns it) follows the connection into join/leave triggers.
+Fail closed: streamhub admits a connection only when the function answers ``true`` or a JSON object whose
+``unauthorized`` is absent or ``false``. Everything else is HTTP 401 with no socket: the function raises, cannot
+be reached or times out, answers nothing, ``null``, ``false``, a number, a string, a list, or an object whose
+``unauthorized`` is anything but ``false`` (``1``, ``"true"``, ``null``, ...). An admitting object's ``context``
+(or the object itself, as the documentation's example returns it) follows the connection into join/leave
+triggers.
 """
 
 from __future__ import annotations
@@ -14,10 +17,9 @@ from typing import Any
 
 from aiohttp import web
 
-from streamhub.engine.functions import NO_RESULT
 from streamhub.errors import StreamhubError
 
-__all__ = ["AuthDecision", "auth_input", "authenticate", "parse_query"]
+__all__ = ["AuthDecision", "auth_input", "authenticate", "decide", "parse_query"]
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +68,15 @@ async def authenticate(call: Call, function_id: str, request: web.Request, timeo
     except StreamhubError as exc:
         log.info("connection from %s refused by %s: %s", request.remote, function_id, exc.message)
         return AuthDecision(False, reason=exc.message)
-    if answer is NO_RESULT or answer is None or answer is False:
-        return AuthDecision(False, reason="auth function returned no context")
-    if isinstance(answer, dict):
-        if answer.get("unauthorized") is True:
-            return AuthDecision(False, reason="unauthorized")
-        if "context" in answer:
-            return AuthDecision(True, answer["context"])
-    return AuthDecision(True, answer)
+    return decide(answer)
+
+
+def decide(answer: Any) -> AuthDecision:
+    """Admit only ``true`` or an object whose ``unauthorized`` is absent or ``false`` (see the module docstring)."""
+    if answer is True:
+        return AuthDecision(True, True)
+    if not isinstance(answer, dict):
+        return AuthDecision(False, reason="auth function did not admit the connection")
+    if answer.get("unauthorized", False) is not False:
+        return AuthDecision(False, reason="unauthorized")
+    return AuthDecision(True, answer["context"] if "context" in answer else answer)

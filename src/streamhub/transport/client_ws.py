@@ -42,6 +42,7 @@ class ClientEndpointSettings:
     max_message_size: int = 1024 * 1024
     max_pending_bytes: int = 4 * 1024 * 1024
     heartbeat: float | None = 30.0  # seconds between server pings; a peer that does not answer is dropped
+    max_subscriptions: int | None = 1000  # open subscriptions per connection (None: no cap)
 
 
 class ClientEndpoint:
@@ -113,7 +114,7 @@ class ClientEndpoint:
 
         outbox = Outbox(socket_writer(transport), transport.get_write_buffer_size, cut_off,
                         self._settings.max_pending_bytes)
-        conn = ClientConnection(connection_id, outbox, context)
+        conn = ClientConnection(connection_id, outbox, context, self._settings.max_subscriptions)
         self.connections[connection_id] = conn
         return conn
 

@@ -54,6 +54,7 @@ class Server:
                     max_message_size=stream.max_message_size,
                     max_pending_bytes=stream.max_pending_bytes,
                     heartbeat=stream.heartbeat_ms / 1000 if stream.heartbeat_ms else None,
+                    max_subscriptions=stream.max_subscriptions_per_connection,
                 ),
             )
         self.rest: RestApi | None = None

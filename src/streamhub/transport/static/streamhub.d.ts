@@ -9,6 +9,13 @@ export interface Position {
 
 export type EventType = "sync" | "create" | "update" | "delete" | "event" | "unauthorized";
 
+/**
+ * Why a join was refused: a join trigger said no (`refused`), or no join trigger could judge it (join guards fail
+ * closed): it failed or gave no verdict (`guard_failed`), timed out (`guard_timeout`) or nothing serves it
+ * (`guard_unavailable`). Engines may add reasons; null when the engine sent none.
+ */
+export type UnauthorizedReason = "refused" | "guard_failed" | "guard_timeout" | "guard_unavailable" | (string & {});
+
 /** The `event` part of a stream event: the wire's `{type, data}` plus the documentation's `{[type]: {data}}`. */
 export interface EventBody<T = any> {
   type: EventType;
@@ -21,6 +28,8 @@ export interface EventBody<T = any> {
   /** A custom event from `stream.send`: the wire's `{type, data}` plus the documentation's `event_type`. */
   event?: { type: string; event_type: string; data: any };
   unauthorized?: { data: undefined };
+  /** On an `unauthorized` event: why the join was refused. */
+  reason?: UnauthorizedReason;
 }
 
 /** What a subscription callback receives: the wire wrapper plus the documentation's field names. */
@@ -49,6 +58,8 @@ export interface StreamEvent<T = any> {
   data: any;
   /** True for events the engine replays after a reconnect (they happened while this page was disconnected). */
   replayed: boolean;
+  /** On an `unauthorized` event: why the engine refused the join (null when it sent no reason). */
+  reason?: UnauthorizedReason | null;
 }
 
 export interface ReconnectOptions {
@@ -152,7 +163,10 @@ export declare class Client {
   readonly status: Status;
   readonly stream: Streams;
   on(name: "status", listener: (status: Status, detail: StatusDetail) => void): () => void;
-  /** Error frames from the engine (`code`, and `subscription` when a join failed), connection and callback errors. */
+  /**
+   * Error frames from the engine (`code`, and `subscription` when a join failed, e.g. `too_many_subscriptions`:
+   * that join is retried with backoff), connection and callback errors.
+   */
   on(name: "error", listener: (error: Error & { code?: string; subscription?: Subscription<any> }) => void): () => void;
   close(): void;
 }

@@ -20,7 +20,10 @@
  *   it when it re-joins after a reconnect. The engine then replays exactly the missed events
  *   (`recovered: true`) or sends a fresh snapshot (`recovered: false`): never a silent gap.
  * - Callbacks get the wire fields plus the documentation's shape (`event.event.create.data`, `event.id`,
- *   `event.event_type`), so the documented examples run as written.
+ *   `event.event_type`), so the documented examples run as written. A refused join arrives as an `unauthorized`
+ *   event whose `reason` says why: `refused` by a join trigger, or `guard_failed` / `guard_timeout` /
+ *   `guard_unavailable` when no join trigger could judge it (join guards fail closed; a later re-join, e.g.
+ *   after a reconnect, may succeed).
  */
 
 const DEFAULT_RECONNECT = Object.freeze({ minDelay: 250, maxDelay: 10000, factor: 2, jitter: 0.5 });
@@ -441,7 +444,7 @@ function toEvent(frame, subscriptionId, replayed) {
     body = { ...custom, event_type: custom.type };
     data = custom.data;
   }
-  return {
+  const event = {
     ...frame,
     event: { ...inner, [kind]: body },
     subscriptionId,
@@ -451,6 +454,8 @@ function toEvent(frame, subscriptionId, replayed) {
     data,
     replayed,
   };
+  if (kind === "unauthorized") event.reason = inner.reason ?? null; // why the engine refused the join
+  return event;
 }
 
 function checkUrl(url) {
