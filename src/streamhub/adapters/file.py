@@ -34,12 +34,19 @@ Crash safety (the process may be SIGKILLed at any instruction):
   Writes arriving meanwhile wait for the next flush; the thread yields the GIL every 256 items so the loop stays
   responsive (the copy on the loop is one ``dict.copy()`` per group).
 
-Failure policy: when a write or fsync fails (``OSError``), every writer of that batch gets
-``AdapterError(temporary=True)``. Memory is *not* rolled back (the base class already applied the writes and other
-tasks may have read them); the adapter is flagged out of sync, and the next batch first rewrites a full snapshot
-of memory into a fresh journal generation (the compaction path). So the adapter works again as soon as the disk
-does; a failed write has an unknown outcome, like any I/O error: it stays visible, becomes durable with the next
-successful flush, and its event is not delivered.
+Failure policy, two cases:
+
+* A record that cannot be encoded (a value orjson refuses) fails only its own write: ``_prepare`` encodes the
+  journal line before the base class touches memory or takes the group's next offset, so the write raises
+  ``AdapterError`` with memory, offsets, events and the journal exactly as before, and every other write goes on
+  (the engine refuses such values earlier anyway, ``core.values``). Memory therefore only ever holds values that
+  encoded, so a snapshot of it (compaction, recovery below) can always be written.
+* When a write or fsync fails (``OSError``), every writer of that batch gets ``AdapterError(temporary=True)``.
+  Memory is *not* rolled back (the base class already applied the writes and other tasks may have read them); the
+  adapter is flagged out of sync, and the next batch first rewrites a full snapshot of memory into a fresh journal
+  generation (the compaction path). So the adapter works again as soon as the disk does; a failed write has an
+  unknown outcome, like any I/O error: it stays visible, becomes durable with the next successful flush, and its
+  event is not delivered.
 """
 
 from __future__ import annotations
@@ -58,7 +65,6 @@ import orjson
 
 from streamhub.adapters.base import EventListener, GapListener, StreamAdapter
 from streamhub.adapters.memory import MemoryAdapter, Record
-from streamhub.core.model import Change, ItemRef
 from streamhub.core.positions import LogLimits
 from streamhub.errors import AdapterError
 
@@ -129,22 +135,17 @@ class FileAdapter(MemoryAdapter):
 
     # Writes
 
-    async def set(self, ref: ItemRef, value: Any) -> Change:
-        try:  # refuse before the base class stores it: memory must stay encodable
-            orjson.dumps(value)
-        except TypeError as exc:
-            raise AdapterError(f"cannot store {_where(ref)}: value is not JSON ({exc})") from exc
-        return await super().set(ref, value)
-
-    async def _commit(self, record: Record) -> None:
+    def _prepare(self, record: Record) -> bytes:
+        """Encode the journal line before the base class changes memory or takes an offset (see module doc)."""
         if not self._open:
             raise AdapterError(f"file store {self._dir} is not open")
         try:
-            line = _line(list(record))
-        except TypeError as exc:
-            self._out_of_sync = True
-            where = "/".join(record[1:4])
-            raise AdapterError(f"cannot store {where}: value is not JSON ({exc})") from exc
+            return _line(list(record))
+        except TypeError as exc:  # orjson.JSONEncodeError: this write alone is refused, nothing else is touched
+            raise AdapterError(f"cannot store {'/'.join(record[1:4])}: value is not JSON ({exc})") from exc
+
+    async def _commit(self, prepared: Any) -> None:
+        line: bytes = prepared
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((line, future))
         if self._flusher is None:
@@ -399,10 +400,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _where(ref: ItemRef) -> str:
-    return f"{ref.stream}/{ref.group}/{ref.item}"
 
 
 _check: type[StreamAdapter] = FileAdapter

@@ -2,8 +2,10 @@
 
 Every write is applied and numbered synchronously (no ``await`` between reading the old value, storing the new
 one and taking the group's next offset), so writes are atomic per item without locks and offsets follow the
-apply order. ``_commit`` is the hook where a durable subclass makes the write survive a crash before it is
-acknowledged; the event is then logged and delivered. The change log lives in memory only, so each adapter
+apply order. Two hooks serve a durable subclass: ``_prepare`` turns the write's journal record into what it will
+persist (encoding it) *before* anything changes, so a record that cannot be encoded refuses that write alone, with
+memory untouched and no offset taken; ``_commit`` then makes the prepared record survive a crash before the write
+is acknowledged; the event is then logged and delivered. The change log lives in memory only, so each adapter
 instance (each process) has its own epoch: after a restart clients resume with a fresh snapshot.
 """
 
@@ -90,24 +92,26 @@ class MemoryAdapter:
     # Writes
 
     async def set(self, ref: ItemRef, value: Any) -> Change:
+        prepared = self._prepare(("set", ref.stream, ref.group, ref.item, value))  # raises before anything changes
         existed, old = self._store(ref, value)
-        return await self._stored(ref, existed, old, value)
+        return await self._stored(ref, existed, old, value, prepared)
 
     async def update(self, ref: ItemRef, ops: Sequence[UpdateOp]) -> Change:
         existed, old = self._read(ref)
         new = apply_ops(old if existed else {}, existed, ops)  # raises before anything is stored
+        prepared = self._prepare(("set", ref.stream, ref.group, ref.item, new))
         self._store(ref, new)
-        return await self._stored(ref, existed, old, new)
+        return await self._stored(ref, existed, old, new, prepared)
 
     async def delete(self, ref: ItemRef) -> Change:
         items = self._groups.get((ref.stream, ref.group))
         if items is None or ref.item not in items:
             return Change(False, None, None, None)
+        prepared = self._prepare(("del", ref.stream, ref.group, ref.item, None))
         old = items.pop(ref.item)
         if not items:
             del self._groups[(ref.stream, ref.group)]
-        return await self._acknowledge(("del", ref.stream, ref.group, ref.item, None),
-                                       Change(True, old, None, self._event(ref, DELETE, old)))
+        return await self._acknowledge(prepared, Change(True, old, None, self._event(ref, DELETE, old)))
 
     async def send(self, event: StreamEvent) -> StreamEvent:
         numbered = replace(event, offset=self._next_offset(event.stream, event.group))
@@ -141,8 +145,13 @@ class MemoryAdapter:
 
     # Hooks for the durable subclass
 
-    async def _commit(self, record: Record) -> None:
-        """Make ``record`` durable before the write is acknowledged; nothing to do in memory."""
+    def _prepare(self, record: Record) -> Any:
+        """Return what ``_commit`` will persist for ``record``; called before the write changes anything or takes
+        an offset, so raising here (``AdapterError``) refuses this write alone. Memory keeps nothing."""
+        return None
+
+    async def _commit(self, prepared: Any) -> None:
+        """Make the prepared record durable before the write is acknowledged; nothing to do in memory."""
 
     def _load(self, record: Record) -> None:
         """Apply a journal record without emitting anything (used when replaying a journal)."""
@@ -172,12 +181,12 @@ class MemoryAdapter:
         items[ref.item] = value
         return existed, old
 
-    async def _stored(self, ref: ItemRef, existed: bool, old: Any, new: Any) -> Change:
+    async def _stored(self, ref: ItemRef, existed: bool, old: Any, new: Any, prepared: Any) -> Change:
         event = self._event(ref, UPDATE if existed else CREATE, new)
-        return await self._acknowledge(("set", ref.stream, ref.group, ref.item, new), Change(existed, old, new, event))
+        return await self._acknowledge(prepared, Change(existed, old, new, event))
 
-    async def _acknowledge(self, record: Record, change: Change) -> Change:
-        await self._commit(record)
+    async def _acknowledge(self, prepared: Any, change: Change) -> Change:
+        await self._commit(prepared)
         if change.event is not None:
             self._emit(change.event)
         return change

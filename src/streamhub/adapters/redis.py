@@ -14,6 +14,9 @@ Why it looks like this:
   (a retried write could apply twice), short connect and read timeouts. Connections are re-established on the
   next call; the pub/sub side reconnects by itself (``pubsub.Subscriber``).
 * Every key and channel name comes from ``keys.RedisKeys``.
+* Values are encoded before any script runs, so a value orjson refuses fails its own call with nothing written
+  and no offset taken. Values reach the adapter checked (``core.values``, at the engine's edge): orjson alone
+  would write NaN as ``null``.
 * Positions: every write script (and ``send``) numbers the change with the group's next offset, appends the event
   to the group's capped change log and publishes it, in the same atomic step (``lua/record.lua``, prepended to
   each script). The group's epoch is created once, by the first script that touches it; if Redis loses the data,
@@ -175,7 +178,8 @@ class RedisAdapter:
         wire = event.to_wire()
         del wire["offset"]  # the script numbers the event
         keys = [self.keys.position(event.stream, event.group), self.keys.log(event.stream, event.group)]
-        args: list[bytes | str] = [self.keys.channel(event.stream, event.group), orjson.dumps(wire)[:-1],
+        where = f"{event.stream}/{event.group}"
+        args: list[bytes | str] = [self.keys.channel(event.stream, event.group), _encode(where, wire)[:-1],
                                    *self._log_args]
         offset: int = await self._call(f"sending an event to {event.stream}/{event.group}",
                                        self._send(keys=keys, args=args))
@@ -304,11 +308,13 @@ class _RedisLink:
         await self._conn.disconnect()
 
 
-def _encode(ref: ItemRef, value: Any) -> bytes:
+def _encode(where: ItemRef | str, value: Any) -> bytes:
+    """Encode before any script runs: a value orjson refuses fails this call alone, no offset taken."""
     try:
         return orjson.dumps(value)
     except TypeError as exc:
-        raise AdapterError(f"cannot store {_where(ref)}: value is not JSON ({exc})") from exc
+        shown = where if isinstance(where, str) else _where(where)
+        raise AdapterError(f"cannot store {shown}: value is not JSON ({exc})") from exc
 
 
 def _where(ref: ItemRef) -> str:

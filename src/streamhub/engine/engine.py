@@ -12,6 +12,7 @@ from typing import Any
 
 from streamhub.adapters.base import StreamAdapter
 from streamhub.core.triggers import TriggerIndex
+from streamhub.core.values import DEFAULT_MAX_DEPTH
 from streamhub.engine.client_sessions import ClientSessions
 from streamhub.engine.functions import FunctionRegistry
 from streamhub.engine.hub import Hub
@@ -32,12 +33,14 @@ class Engine:
         adapter: storage and event bus.
         invocation_timeout: seconds a worker function may take before the caller gets ``InvocationTimeout``.
         join_timeout: seconds a join/leave trigger may take.
+        max_value_depth: nesting limit of every value entering a store or passed on from a REST body.
     """
 
     def __init__(self, adapter: StreamAdapter, *, invocation_timeout: float = 30.0,
-                 join_timeout: float = 10.0) -> None:
+                 join_timeout: float = 10.0, max_value_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self.adapter = adapter
         self.invocation_timeout = invocation_timeout
+        self.max_value_depth = max_value_depth
         self.hub = Hub()
         self.functions = FunctionRegistry()
         self.triggers = TriggerIndex()
@@ -45,7 +48,8 @@ class Engine:
         self.runner = TriggerRunner(self.call, self.triggers, timeout=invocation_timeout)
         self.clients = ClientSessions(self.hub, adapter, self.triggers, self.call, join_timeout)
         self.workers = WorkerSessions(self)
-        for function_id, handler in StreamFunctions(adapter, self.runner.submit).builtins().items():
+        builtins = StreamFunctions(adapter, self.runner.submit, max_value_depth=max_value_depth).builtins()
+        for function_id, handler in builtins.items():
             self.functions.add_builtin(function_id, handler)
 
     async def start(self) -> None:

@@ -1,7 +1,8 @@
 """The builtin stream functions (``stream.set`` ... ``stream.send``), registered under both spellings.
 
 Each function validates its input (naming the wrong field), calls the adapter, and reports the change's event to
-``on_change`` so triggers run off the write path. Results follow the reference shapes (§1.4).
+``on_change`` so triggers run off the write path. Results follow the reference shapes (§1.4). This is where values
+enter the stores, so every value is checked here, once (``core.values``): the adapters rely on it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from streamhub.adapters.base import StreamAdapter
 from streamhub.core.model import CUSTOM, Change, ItemRef, StreamEvent
 from streamhub.core.names import validate_name
 from streamhub.core.update_ops import parse_ops
+from streamhub.core.values import DEFAULT_MAX_DEPTH, check_ops, check_value
 from streamhub.engine.functions import NO_RESULT, Builtin
 from streamhub.errors import InvalidRequest
 
@@ -27,11 +29,14 @@ class StreamFunctions:
     Args:
         adapter: where items live.
         on_change: awaited with every event a call produced (after the adapter acknowledged it).
+        max_value_depth: nesting limit of stored and sent values (``max_value_depth`` of the stream module).
     """
 
-    def __init__(self, adapter: StreamAdapter, on_change: Callable[[StreamEvent], Awaitable[None]]) -> None:
+    def __init__(self, adapter: StreamAdapter, on_change: Callable[[StreamEvent], Awaitable[None]], *,
+                 max_value_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self._adapter = adapter
         self._on_change = on_change
+        self._max_depth = max_value_depth
 
     def builtins(self) -> dict[str, Builtin]:
         """Every function under its ``stream::NAME`` and ``stream.NAME`` ids."""
@@ -56,7 +61,9 @@ class StreamFunctions:
     async def set(self, data: Any) -> Any:
         payload = _object(data, "set")
         value = _required(payload, "data", "set")
-        change = await self._adapter.set(_item_ref(payload), value)
+        ref = _item_ref(payload)
+        check_value(value, "stream.set: data", self._max_depth)
+        change = await self._adapter.set(ref, value)
         await self._report(change)
         return {"old_value": change.old, "new_value": change.new}
 
@@ -73,6 +80,7 @@ class StreamFunctions:
         payload = _object(data, "update")
         ref = _item_ref(payload)
         ops = parse_ops(_required(payload, "ops", "update"))
+        check_ops(ops, "stream.update", self._max_depth)
         change = await self._adapter.update(ref, ops)
         await self._report(change)
         return {"old_value": change.old, "new_value": change.new}
@@ -101,6 +109,7 @@ class StreamFunctions:
             validate_name("id", item)
         event = StreamEvent(_name(payload, "stream_name"), _name(payload, "group_id"), item, CUSTOM,
                             payload.get("data"), custom_type)
+        check_value(event.data, "stream.send: data", self._max_depth)
         await self._on_change(await self._adapter.send(event))
         return None
 

@@ -23,9 +23,10 @@ from typing import Any
 from aiohttp import web
 
 from streamhub.core.http_routes import RouteMatch
+from streamhub.core.values import check_value
 from streamhub.engine.engine import Engine
 from streamhub.engine.functions import NO_RESULT
-from streamhub.errors import FunctionNotFound, InvocationTimeout, StreamhubError
+from streamhub.errors import FunctionNotFound, InvalidRequest, InvocationTimeout, StreamhubError
 from streamhub.protocol.codec import decode, encode
 from streamhub.transport.http_response import build_response, clean_headers, valid_status
 
@@ -92,13 +93,18 @@ class RestApi:
         settings = self._settings
         try:
             async with asyncio.timeout(settings.body_timeout):
-                return await _body(request, settings.max_body_bytes)
+                body = await _body(request, settings.max_body_bytes)
+            check_value(body, "body", self._engine.max_value_depth)  # raises InvalidRequest (invalid_value)
+            return body
         except TimeoutError:
             return await self._abort(request, self._closing(request, 408, {
                 "error": "request body not received in time", "timeout_ms": round(settings.body_timeout * 1000)}))
         except BodyTooLarge:
             return self._closing(request, 413, {"error": "request body too large",
                                                 "max_bytes": settings.max_body_bytes})
+        except InvalidRequest as exc:  # JSON, but not a value the engine passes on
+            return self._json(request, 400, {"error": "request body is not a usable JSON value", "code": exc.code,
+                                             "message": exc.message})
         except ValueError as exc:
             return self._json(request, 400, {"error": "request body is not valid JSON", "message": str(exc)})
 

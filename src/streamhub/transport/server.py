@@ -14,6 +14,7 @@ from aiohttp import web
 from streamhub.adapters.base import StreamAdapter
 from streamhub.config import KV_STORE, REDIS_ADAPTER, REST_API_MODULE, STREAM_MODULE, AdapterConfig, EngineConfig
 from streamhub.core.positions import LogLimits
+from streamhub.core.values import DEFAULT_MAX_DEPTH
 from streamhub.engine.engine import Engine
 from streamhub.errors import ConfigError
 from streamhub.transport.client_ws import ClientEndpoint, ClientEndpointSettings
@@ -42,6 +43,7 @@ class Server:
             adapter,
             invocation_timeout=config.invocation_timeout_ms / 1000,
             join_timeout=(stream.join_timeout_ms / 1000) if stream else 10.0,
+            max_value_depth=stream.max_value_depth if stream else DEFAULT_MAX_DEPTH,
         )
         self.workers = WorkerEndpoint(self.engine)
         self.clients: ClientEndpoint | None = None
