@@ -17,6 +17,10 @@ LAYERS = {
         "streamhub.adapters",
         "streamhub.protocol",
     ],
+    "streamhub.core.values": [
+        "aiohttp", "redis", "orjson", "streamhub.engine", "streamhub.transport", "streamhub.adapters",
+        "streamhub.protocol",
+    ],
     "streamhub.core.triggers": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport", "streamhub.adapters"],
     "streamhub.protocol.client_session": [
         "aiohttp",

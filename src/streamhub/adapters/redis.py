@@ -149,7 +149,7 @@ class RedisAdapter:
     # Writes
 
     async def set(self, ref: ItemRef, value: Any) -> Change:
-        raw = _encode(ref, value)
+        raw = _encode(value, f"cannot store {_where(ref)}")
         timestamp = now_ms()
         _, old, offset = await self._write_item(ref, raw, timestamp, "set", b"")
         kind = CREATE if old is None else UPDATE
@@ -178,8 +178,8 @@ class RedisAdapter:
         wire = event.to_wire()
         del wire["offset"]  # the script numbers the event
         keys = [self.keys.position(event.stream, event.group), self.keys.log(event.stream, event.group)]
-        where = f"{event.stream}/{event.group}"
-        args: list[bytes | str] = [self.keys.channel(event.stream, event.group), _encode(where, wire)[:-1],
+        what = f"cannot send an event to {event.stream}/{event.group}"
+        args: list[bytes | str] = [self.keys.channel(event.stream, event.group), _encode(wire, what)[:-1],
                                    *self._log_args]
         offset: int = await self._call(f"sending an event to {event.stream}/{event.group}",
                                        self._send(keys=keys, args=args))
@@ -224,7 +224,8 @@ class RedisAdapter:
             old = None if current is None else orjson.loads(current)
             new = apply_ops(old if existed else {}, existed, ops)  # raises before anything is written
             timestamp = now_ms()
-            written, found, offset = await self._write_item(ref, _encode(ref, new), timestamp, "cas", current or b"")
+            raw = _encode(new, f"cannot store {_where(ref)}")
+            written, found, offset = await self._write_item(ref, raw, timestamp, "cas", current or b"")
             if written:
                 kind = UPDATE if existed else CREATE
                 return Change(existed, old, new, StreamEvent(ref.stream, ref.group, ref.item, kind, new,
@@ -308,13 +309,12 @@ class _RedisLink:
         await self._conn.disconnect()
 
 
-def _encode(where: ItemRef | str, value: Any) -> bytes:
+def _encode(value: Any, what: str) -> bytes:
     """Encode before any script runs: a value orjson refuses fails this call alone, no offset taken."""
     try:
         return orjson.dumps(value)
     except TypeError as exc:
-        shown = where if isinstance(where, str) else _where(where)
-        raise AdapterError(f"cannot store {shown}: value is not JSON ({exc})") from exc
+        raise AdapterError(f"{what}: value is not JSON ({exc})") from exc
 
 
 def _where(ref: ItemRef) -> str:
