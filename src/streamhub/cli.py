@@ -73,9 +73,9 @@ async def _serve(config: EngineConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    streams = f"ws://{config.stream.host}:{server.stream_port}" if config.stream else "(no stream module)"
-    rest = f", rest http://{config.rest_api.host}:{server.rest_port}" if config.rest_api else ""
-    print(f"streamhub ready: streams {streams}, workers ws://{config.host}:{server.worker_port}{rest}", flush=True)
+    streams = server.url("stream") if config.stream else "(no stream module)"
+    rest = f", rest {server.url('rest')}" if config.rest_api else ""
+    print(f"streamhub ready: streams {streams}, workers {server.url('worker')}{rest}", flush=True)
     await stop.wait()
     log.info("shutting down")
     await server.close()

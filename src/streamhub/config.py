@@ -93,6 +93,7 @@ class TlsConfig:
 
     cert_file: str
     key_file: str
+    key: str = field(default="tls", compare=False)  # where it sits in config.yaml, for error messages
 
 
 @dataclass(frozen=True)
@@ -433,7 +434,7 @@ def _tls(conf: _Section) -> TlsConfig:
     for name in ("cert_file", "key_file"):
         if conf.get(name) is None:
             conf.fail(name, "missing (tls needs both cert_file and key_file, PEM files)")
-    return TlsConfig(cert_file=conf.text("cert_file", ""), key_file=conf.text("key_file", ""))
+    return TlsConfig(cert_file=conf.text("cert_file", ""), key_file=conf.text("key_file", ""), key=conf.path)
 
 
 def _worker_auth(conf: _Section) -> WorkerAuthConfig:

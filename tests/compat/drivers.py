@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import shutil
 import subprocess
 import sys
@@ -40,11 +41,17 @@ def command_for(kind: str, url: str) -> list[str]:
 
 
 class SdkWorker:
-    """One published-SDK worker process."""
+    """One published-SDK worker process; ``env`` adds variables (e.g. ``III_TOKEN``) to a clean copy of ours.
 
-    def __init__(self, kind: str, url: str) -> None:
+    ``expect_ready=False`` starts it without waiting for its ready line (PyPI iii-sdk blocks up to 30 s in
+    ``register_worker`` while it cannot connect); such a process is killed on exit if it never got ready.
+    """
+
+    def __init__(self, kind: str, url: str, env: dict[str, str] | None = None, *, expect_ready: bool = True) -> None:
         self.kind = kind
         self.url = url
+        self.expect_ready = expect_ready
+        self.env = {name: value for name, value in os.environ.items() if name != "III_TOKEN"} | (env or {})
         self.proc: asyncio.subprocess.Process | None = None
         self.invocations: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.log: list[str] = []  # everything else the process printed, for failure messages
@@ -56,8 +63,10 @@ class SdkWorker:
     async def __aenter__(self) -> SdkWorker:
         self.proc = await asyncio.create_subprocess_exec(
             *command_for(self.kind, self.url), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, cwd=HERE)
+            stderr=asyncio.subprocess.STDOUT, cwd=HERE, env=self.env)
         self._readers.append(asyncio.create_task(self._read()))
+        if not self.expect_ready:
+            return self
         try:
             await asyncio.wait_for(self._ready.wait(), timeout(20))
         except TimeoutError:
@@ -66,6 +75,9 @@ class SdkWorker:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.proc is not None
+        if self.proc.returncode is None and not self._ready.is_set():
+            self.proc.kill()
+            await self.proc.wait()
         if self.proc.returncode is None and self.proc.stdin is not None:
             self.proc.stdin.write(b'{"op":"exit"}\n')
             try:

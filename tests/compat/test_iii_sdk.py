@@ -13,17 +13,20 @@ What the SDKs send that streamhub does not act on, and how each test pins the an
 from __future__ import annotations
 
 import asyncio
+import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from streamhub.config import WorkerAuthConfig
 from streamhub.core.triggers import JOIN
 from streamhub.sdk import Client, StreamEvent
 from streamhub.transport.server import Server
 from tests.browser.proxy import TcpProxy
 from tests.compat.drivers import KINDS, SdkWorker
-from tests.conftest import stream_url, worker_url
+from tests.conftest import make_config, running, stream_url, worker_url
 from tests.helpers import Subscriber, timeout, wait_until
 from tests.process import EngineProcess
 
@@ -193,3 +196,23 @@ async def test_native_subscriber_sees_changes_made_by_published_sdk(kind: str, s
     assert [e.event_type for e in received] == ["sync", "create", "event"]
     assert received[1].event.create is not None and received[1].event.create.data == {"by": kind}
     assert received[2].event.event is not None and received[2].event.event.event_type == "nudge"
+
+
+async def test_worker_auth_admits_published_sdk_with_its_token(kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    """``III_TOKEN`` travels as ``Authorization: Bearer``; a wrong or missing one never gets a socket."""
+    caplog.set_level(logging.INFO, logger="streamhub.transport.access")
+    config = replace(make_config(), worker_auth=WorkerAuthConfig(tokens=("compat-token",)))
+    async with running(config) as server:
+        url = worker_url(server)
+        async with SdkWorker(kind, url, env={"III_TOKEN": "compat-token"}) as worker:
+            await worker.register("compat::echo", echo=True)
+            await worker.settle()
+            assert (await worker.trigger("compat::echo", 7))["result"]["echo"] == 7
+        await wait_until(lambda: not server.workers.connections)
+        for env in ({"III_TOKEN": "wrong-token"}, {}):
+            caplog.clear()
+            async with SdkWorker(kind, url, env=env, expect_ready=False):
+                # refused at least twice on the worker route: it kept trying and never got in
+                await wait_until(lambda: sum(" to / refused" in r.getMessage() for r in caplog.records) >= 2)
+                assert server.workers.connections == {}
+            assert all("wrong-token" not in r.getMessage() for r in caplog.records)

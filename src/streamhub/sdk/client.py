@@ -13,6 +13,7 @@ import logging
 import os
 import platform
 from collections.abc import Callable, Iterable, Mapping
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -32,8 +33,9 @@ from streamhub.protocol.worker_messages import (
     decode_worker_message,
 )
 from streamhub.sdk.calls import PendingCall, PendingCalls
+from streamhub.sdk.credentials import describe, has_authorization, redact_url, refusal_error, with_token
 from streamhub.sdk.errors import CallTimeout, ConnectError, NotConnected, RegistrationError
-from streamhub.sdk.link import Backoff, Link
+from streamhub.sdk.link import Backoff, Link, is_refusal
 from streamhub.sdk.registry import Confirmations, FunctionEntry, Handler, Registration, Registry, TriggerEntry
 from streamhub.sdk.session import SessionHolder, default_stream_url
 from streamhub.sdk.subscriber import StreamClient
@@ -52,9 +54,13 @@ class Client:
     """A streamhub worker.
 
     Args:
-        url: the engine's worker port.
-        stream_url: the stream port for ``client.stream`` (default: same host, port 3112).
-        headers: sent with both WebSocket upgrades (e.g. ``Authorization``).
+        url: the engine's worker port (``ws://`` or ``wss://``).
+        stream_url: the stream port for ``client.stream`` (default: same host and scheme, port 3112).
+        token: the engine's ``worker_auth`` token, sent as ``Authorization: Bearer <token>`` on the worker port
+            only (default: ``$III_TOKEN`` when set, as the iii SDKs do; an ``Authorization`` in ``headers`` wins).
+        headers: sent with both WebSocket upgrades.
+        ssl: for ``wss://`` on both ports: an ``SSLContext`` (e.g. trusting a private CA), True (system CAs, the
+            default) or False (no certificate check).
         call_timeout: default seconds a ``call`` waits for its answer.
         connect_timeout: seconds ``connect()`` / ``async with`` waits for the first connection.
         backoff: delays between reconnect attempts.
@@ -65,14 +71,18 @@ class Client:
     def __init__(self, url: str = "ws://127.0.0.1:49134", *, stream_url: str | None = None,
                  headers: Mapping[str, str] | None = None, call_timeout: float = 30.0,
                  connect_timeout: float = 10.0, backoff: Backoff | None = None, heartbeat: float | None = 20.0,
-                 name: str | None = None) -> None:
+                 name: str | None = None, token: str | None = None, ssl: SSLContext | bool = True) -> None:
         self.url = url
+        self._safe_url = redact_url(url)
         self.call_timeout = call_timeout
         self.connect_timeout = connect_timeout
         self.name = name or f"{platform.node()}:{os.getpid()}"
         self.worker_id: str | None = None
         self._stream_url = stream_url or default_stream_url(url)
         self._headers = dict(headers or {})
+        self._worker_headers = with_token(self._headers, token)
+        self._ssl = ssl
+        self._refusal: ConnectError | None = None  # the engine refused the worker connection (401/403)
         self._backoff = backoff or Backoff()
         self._heartbeat = heartbeat
         self._sessions = SessionHolder()
@@ -83,6 +93,7 @@ class Client:
         self._link: Link | None = None
         self._stream: StreamClient | None = None
         self._closed = asyncio.Event()
+        self._done = asyncio.Event()  # closed, or refused by the engine
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -102,25 +113,30 @@ class Client:
         """Subscriptions on the stream port (one shared connection, opened on first use)."""
         if self._stream is None:
             self._stream = StreamClient(self._stream_url, headers=self._headers, backoff=self._backoff,
-                                        heartbeat=self._heartbeat, sessions=self._sessions)
+                                        heartbeat=self._heartbeat, sessions=self._sessions, ssl=self._ssl)
         return self._stream
 
     async def connect(self) -> None:
         """Connect, register everything declared so far, and keep reconnecting in the background.
 
         Raises:
-            ConnectError: no connection within ``connect_timeout`` (the last error is in the message).
+            ConnectError: no connection within ``connect_timeout`` (the last error is in the message), or the
+                engine refused it (code ``unauthorized``: a missing or wrong ``token``; no retry then).
             RegistrationError: the engine refused a declared trigger.
         """
         if self._link is None:
             self._link = Link(self._sessions.get(), self.url, on_open=self._on_open, on_frame=self._on_frame,
                               on_close=self._on_close, backoff=self._backoff, heartbeat=self._heartbeat,
-                              headers=self._headers)
+                              headers=self._worker_headers, ssl=self._ssl, is_fatal=is_refusal,
+                              on_fatal=self._refused)
             self._link.start()
         if not await self._link.wait_ready(self.connect_timeout):
             error = self._link.last_error
             await self.close()
-            raise ConnectError(f"cannot connect to {self.url} within {self.connect_timeout:g} s: {error}")
+            if self._refusal is not None:
+                raise self._refusal
+            raise ConnectError(f"cannot connect to {self._safe_url} within {self.connect_timeout:g} s: "
+                               f"{describe(error)}")
         declared = [*self._registry.functions.values(), *self._registry.triggers.values()]
         try:
             await asyncio.wait_for(asyncio.gather(*(_awaited(entry) for entry in declared)), self.connect_timeout)
@@ -129,7 +145,7 @@ class Client:
             raise
         except TimeoutError:
             await self.close()
-            raise ConnectError(f"{self.url} did not confirm the registrations within {self.connect_timeout:g} s "
+            raise ConnectError(f"{self._safe_url} did not confirm the registrations within {self.connect_timeout:g} s "
                                "(no pong)") from None
 
     async def close(self) -> None:
@@ -137,6 +153,7 @@ class Client:
         if self._closed.is_set():
             return
         self._closed.set()
+        self._done.set()
         if self._stream is not None:
             await self._stream.close()
         if self._link is not None:
@@ -147,8 +164,14 @@ class Client:
         await self._sessions.close()
 
     async def run_forever(self) -> None:
-        """Serve functions until ``close()`` is called or the task is cancelled."""
-        await self._closed.wait()
+        """Serve functions until ``close()`` is called or the task is cancelled.
+
+        Raises:
+            ConnectError: the engine refused a reconnect (401/403, e.g. its tokens changed): the worker stops.
+        """
+        await self._done.wait()
+        if self._refusal is not None:
+            raise self._refusal
 
     # Registration
 
@@ -246,9 +269,9 @@ class Client:
 
     def _on_close(self) -> None:
         link = self._require_link()
-        lost = self._calls.lost(link.generation, self.url)
+        lost = self._calls.lost(link.generation, self._safe_url)
         if lost:
-            log.warning("%d calls in flight failed: connection to %s lost", lost, self.url)
+            log.warning("%d calls in flight failed: connection to %s lost", lost, self._safe_url)
         self._confirmations.reset()
 
     def _on_frame(self, frame: bytes | str) -> None:
@@ -257,7 +280,7 @@ class Client:
         except ValueError as exc:
             unknown_type = str(exc).endswith("at `$.type`")  # a newer engine's message: not for this client
             log.log(logging.DEBUG if unknown_type else logging.WARNING,
-                    "ignored a frame from %s: %s: %.200r", self.url, exc, frame)
+                    "ignored a frame from %s: %s: %.200r", self._safe_url, exc, frame)
             return
         if isinstance(message, InvocationResult):
             self._calls.resolve(message)
@@ -306,8 +329,9 @@ class Client:
             if link is None:
                 raise NotConnected(function_id, "the client is not connected (use `async with Client(...)`)")
             if not link.ready and not await link.wait_ready(max(0.0, remaining)):
-                raise NotConnected(function_id, f"no connection to {self.url} within {limit:g} s"
-                                   f" (last error: {link.last_error})")
+                reason = self._refusal.message if self._refusal is not None else describe(link.last_error)
+                raise NotConnected(function_id, f"no connection to {self._safe_url} within {limit:g} s"
+                                   f" (last error: {reason})")
             if call is not None:
                 call.generation = link.generation
             try:
@@ -353,7 +377,14 @@ class Client:
         try:
             await self._require_link().send(encode_message(message))
         except ConnectionError:
-            log.info("%s not sent: connection to %s lost", type(message).__name__, self.url)
+            log.info("%s not sent: connection to %s lost", type(message).__name__, self._safe_url)
+
+    def _refused(self, exc: BaseException) -> None:
+        """The engine answered the upgrade 401/403 (or the URL cannot work): say why and stop (``run_forever``
+        raises it)."""
+        self._refusal = refusal_error(self._safe_url, exc, token_sent=has_authorization(self._worker_headers))
+        log.error("%s", self._refusal.message)
+        self._done.set()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

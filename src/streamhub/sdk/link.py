@@ -14,10 +14,13 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from ssl import SSLContext
 
 import aiohttp
 
-__all__ = ["Backoff", "Link"]
+from streamhub.sdk.credentials import describe, redact_url
+
+__all__ = ["Backoff", "Link", "is_refusal", "refusal_status"]
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +60,20 @@ class Link:
         on_close: called after every disconnect (also the last one).
         is_fatal: a connect error for which retrying is pointless (e.g. HTTP 401); the link then stops.
         on_fatal: called with that error.
+        ssl: for ``wss://``: an ``SSLContext`` (e.g. trusting a private CA), True (system CAs, the default) or
+            False (no certificate check; tests only).
+
+    ``safe_url`` is the URL with credentials masked: the only form that goes into messages and logs.
     """
 
     def __init__(self, session: aiohttp.ClientSession, url: str, *, on_open: OnOpen, on_frame: OnFrame,
                  on_close: OnClose, backoff: Backoff, heartbeat: float | None = 20.0,
                  headers: Mapping[str, str] | None = None, protocols: Sequence[str] = (),
-                 is_fatal: IsFatal | None = None, on_fatal: Callable[[BaseException], None] | None = None) -> None:
+                 is_fatal: IsFatal | None = None, on_fatal: Callable[[BaseException], None] | None = None,
+                 ssl: SSLContext | bool = True) -> None:
         self.url = url
+        self.safe_url = redact_url(url)
+        self._ssl = ssl
         self._session = session
         self._on_open = on_open
         self._on_frame = on_frame
@@ -95,7 +105,7 @@ class Link:
     def start(self) -> None:
         """Start connecting in the background (idempotent)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"streamhub-link {self.url}")
+            self._task = asyncio.create_task(self._run(), name=f"streamhub-link {self.safe_url}")
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until ready; False after ``timeout`` seconds or if the link stopped."""
@@ -118,7 +128,7 @@ class Link:
         """
         ws = self._ws
         if ws is None or ws.closed:
-            raise ConnectionResetError(f"not connected to {self.url}")
+            raise ConnectionResetError(f"not connected to {self.safe_url}")
         await ws.send_frame(payload, aiohttp.WSMsgType.TEXT)
 
     async def close(self) -> None:
@@ -159,16 +169,17 @@ class Link:
         try:
             return await self._session.ws_connect(
                 self.url, headers=self._headers, protocols=self._protocols, heartbeat=self._heartbeat,
-                max_msg_size=0, autoping=True)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                max_msg_size=0, autoping=True, ssl=self._ssl)
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
             self.last_error = exc
-            if self._is_fatal(exc):
-                log.error("%s refused the connection: %s", self.url, exc)
+            if self._is_fatal(exc) or isinstance(exc, ValueError):  # refused, or a URL/header aiohttp cannot use
+                level = logging.DEBUG if self._on_fatal is not None else logging.ERROR  # the owner tells the user
+                log.log(level, "cannot connect to %s (%s); not retrying", self.safe_url, refusal_status(exc))
                 self._stopped.set()
                 if self._on_fatal is not None:
                     self._on_fatal(exc)
             else:
-                log.debug("cannot connect to %s: %s", self.url, exc)
+                log.debug("cannot connect to %s: %s", self.safe_url, describe(exc))
             return None
 
     async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> bool:
@@ -189,7 +200,7 @@ class Link:
             self._ready.clear()
             self._ws = None
             if not self._closing:
-                log.warning("connection to %s lost (close code %s); reconnecting", self.url, ws.close_code)
+                log.warning("connection to %s lost (close code %s); reconnecting", self.safe_url, ws.close_code)
             self._on_close()
             with contextlib.suppress(Exception):
                 await ws.close()
@@ -199,11 +210,26 @@ class Link:
         try:
             await self._on_open()
         except (ConnectionError, aiohttp.ClientError) as exc:
-            log.debug("connection to %s dropped while opening: %s", self.url, exc)
+            log.debug("connection to %s dropped while opening: %s", self.safe_url, describe(exc))
             return
         except Exception:
-            log.exception("opening %s failed; reconnecting", self.url)
+            log.exception("opening %s failed; reconnecting", self.safe_url)
             await ws.close()
             return
         if self._ws is ws and not ws.closed:
             self._ready.set()
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """True for an upgrade the engine answered 401 or 403: trying again with the same credentials is pointless."""
+    return isinstance(exc, aiohttp.WSServerHandshakeError) and exc.status in (401, 403)
+
+
+def refusal_status(exc: BaseException) -> str:
+    """``HTTP 401 Unauthorized`` for a refused upgrade, else the (redacted) error text."""
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return f"HTTP {exc.status} {_REASONS.get(exc.status, '')}".rstrip()
+    return describe(exc)
+
+
+_REASONS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 503: "Service Unavailable"}

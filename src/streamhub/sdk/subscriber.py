@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any
 
@@ -21,9 +22,10 @@ import aiohttp
 from streamhub.errors import InvalidRequest
 from streamhub.protocol.client_session import ClientSession
 from streamhub.protocol.codec import decode, encode
+from streamhub.sdk.credentials import redact
 from streamhub.sdk.errors import SubscriptionError
 from streamhub.sdk.events import StreamEvent
-from streamhub.sdk.link import Backoff, Link
+from streamhub.sdk.link import Backoff, Link, is_refusal, refusal_status
 from streamhub.sdk.session import SessionHolder
 from streamhub.sdk.subscription import Callback, Subscription
 
@@ -41,20 +43,22 @@ class StreamClient:
     """Subscriptions to one engine's stream port.
 
     Args:
-        url: the stream port, e.g. ``ws://127.0.0.1:3112/`` (query strings such as ``?token=`` reach the auth
-            function).
+        url: the stream port, e.g. ``ws://127.0.0.1:3112/`` or ``wss://...`` (query strings such as ``?token=``
+            reach the auth function; they never appear in the SDK's messages or logs).
         headers: sent with the upgrade (e.g. ``Authorization``); protocols: WebSocket subprotocols to offer.
         max_queue: events a subscription may hold for a slow consumer; beyond that it stops taking events and is
             re-joined from its position once the consumer has caught up.
+        ssl: for ``wss://``: an ``SSLContext`` (e.g. trusting a private CA), True (system CAs) or False (no check).
     """
 
     def __init__(self, url: str = "ws://127.0.0.1:3112/", *, headers: Mapping[str, str] | None = None,
                  protocols: Sequence[str] = (), backoff: Backoff | None = None, heartbeat: float | None = 20.0,
-                 max_queue: int = 10_000, sessions: SessionHolder | None = None) -> None:
+                 max_queue: int = 10_000, sessions: SessionHolder | None = None,
+                 ssl: SSLContext | bool = True) -> None:
         self.url = url
         self.max_queue = max_queue
         self._options: dict[str, Any] = {"headers": dict(headers or {}), "protocols": tuple(protocols),
-                                         "backoff": backoff or Backoff(), "heartbeat": heartbeat}
+                                         "backoff": backoff or Backoff(), "heartbeat": heartbeat, "ssl": ssl}
         self._own_sessions = sessions is None
         self._sessions = sessions or SessionHolder()
         self._lanes: list[_Lane] = []
@@ -123,7 +127,7 @@ class _Lane:
         self._by_address: dict[Address, Subscription] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.link = Link(session, owner.url, on_open=self._join_all, on_frame=self._on_frame,
-                         on_close=self._on_close, is_fatal=_is_refusal, on_fatal=self._on_fatal, **options)
+                         on_close=self._on_close, is_fatal=is_refusal, on_fatal=self._on_fatal, **options)
 
     def overlaps(self, sub: Subscription) -> bool:
         """True if ``sub`` and a subscription of this lane would both receive some event."""
@@ -167,9 +171,11 @@ class _Lane:
             sub.cursor.live = False
 
     def _on_fatal(self, exc: BaseException) -> None:
-        code = "unauthorized" if _is_refusal(exc) else "subscription_failed"
+        refused = is_refusal(exc)
+        what = "refused the connection" if refused else "cannot be used"
         for sub in list(self.subs.values()):
-            sub.fail(SubscriptionError(f"{sub!r}: {self.link.url} refused the connection: {exc}", code=code))
+            sub.fail(SubscriptionError(f"{sub!r}: {self.link.safe_url} {what} ({refusal_status(exc)})",
+                                       code="unauthorized" if refused else "subscription_failed"))
         self.subs.clear()
         self._by_address.clear()
         self._owner._lane_failed(self)
@@ -178,7 +184,7 @@ class _Lane:
         try:
             message = decode(frame)
         except ValueError:
-            log.warning("ignored a frame from %s that is not JSON: %.200r", self.link.url, frame)
+            log.warning("ignored a frame from %s that is not JSON: %.200r", self.link.safe_url, frame)
             return
         if not isinstance(message, dict):
             return
@@ -190,7 +196,7 @@ class _Lane:
     def _on_error(self, message: dict[str, Any]) -> None:
         """An error frame; one naming a subscription answers its join: retry it, unless it is over the cap."""
         error = message.get("error")
-        log.warning("%s answered with an error: %s", self.link.url, error)
+        log.warning("%s answered with an error: %s", self.link.safe_url, redact(str(error)))
         failed = self.subs.get(str(message.get("subscriptionId")))
         if failed is None:
             return
@@ -241,7 +247,3 @@ class _Lane:
 
 def _address(sub: Subscription) -> Address:
     return (sub.stream_name, sub.group_id, sub.item_id)
-
-
-def _is_refusal(exc: BaseException) -> bool:
-    return isinstance(exc, aiohttp.WSServerHandshakeError) and exc.status in (401, 403)

@@ -22,6 +22,7 @@ from streamhub.errors import InvalidRequest
 from streamhub.protocol import close_codes
 from streamhub.protocol.client_messages import Join, error_frame
 from streamhub.protocol.codec import encode
+from streamhub.transport.access import OriginPolicy
 from streamhub.transport.auth import AuthDecision, authenticate
 from streamhub.transport.sockets import BackgroundTasks, close_going_away, socket_writer
 from streamhub.transport.static_files import static_routes
@@ -43,6 +44,7 @@ class ClientEndpointSettings:
     max_pending_bytes: int = 4 * 1024 * 1024
     heartbeat: float | None = 30.0  # seconds between server pings; a peer that does not answer is dropped
     max_subscriptions: int | None = 1000  # open subscriptions per connection (None: no cap)
+    allowed_origins: tuple[str, ...] = ()  # browser pages that may connect (empty: any); checked before auth
 
 
 class ClientEndpoint:
@@ -54,6 +56,7 @@ class ClientEndpoint:
     def __init__(self, engine: Engine, settings: ClientEndpointSettings) -> None:
         self._engine = engine
         self._settings = settings
+        self._origins = OriginPolicy(settings.allowed_origins)
         self.connections: dict[str, ClientConnection] = {}
         self._sockets: set[web.WebSocketResponse] = set()
         self._closers = BackgroundTasks()
@@ -68,7 +71,9 @@ class ClientEndpoint:
         ]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Authenticate, upgrade, then serve the connection until it closes."""
+        """Check the Origin, authenticate, upgrade, then serve the connection until it closes."""
+        if (refusal := self._origins.refusal(request)) is not None:
+            return refusal
         decision = await self._authenticate(request)
         if not decision.allowed:
             return web.json_response({"error": "unauthorized", "message": decision.reason}, status=401)

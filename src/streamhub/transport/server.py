@@ -8,15 +8,27 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 
 from aiohttp import web
 
 from streamhub.adapters.base import StreamAdapter
-from streamhub.config import KV_STORE, REDIS_ADAPTER, REST_API_MODULE, STREAM_MODULE, AdapterConfig, EngineConfig
+from streamhub.config import (
+    KV_STORE,
+    REDIS_ADAPTER,
+    REST_API_MODULE,
+    STREAM_MODULE,
+    AdapterConfig,
+    EngineConfig,
+    RestApiConfig,
+    StreamModuleConfig,
+    TlsConfig,
+)
 from streamhub.core.positions import LogLimits
 from streamhub.core.values import DEFAULT_MAX_DEPTH
 from streamhub.engine.engine import Engine
 from streamhub.errors import ConfigError
+from streamhub.transport.access import BearerTokens, is_loopback, tls_context
 from streamhub.transport.client_ws import ClientEndpoint, ClientEndpointSettings
 from streamhub.transport.http_api import RestApi, RestApiSettings
 from streamhub.transport.worker_ws import WorkerEndpoint
@@ -45,7 +57,8 @@ class Server:
             join_timeout=(stream.join_timeout_ms / 1000) if stream else 10.0,
             max_value_depth=stream.max_value_depth if stream else DEFAULT_MAX_DEPTH,
         )
-        self.workers = WorkerEndpoint(self.engine)
+        tokens = BearerTokens(config.worker_auth.tokens) if config.worker_auth is not None else None
+        self.workers = WorkerEndpoint(self.engine, tokens)
         self.clients: ClientEndpoint | None = None
         if stream is not None:
             self.clients = ClientEndpoint(
@@ -57,6 +70,7 @@ class Server:
                     max_pending_bytes=stream.max_pending_bytes,
                     heartbeat=stream.heartbeat_ms / 1000 if stream.heartbeat_ms else None,
                     max_subscriptions=stream.max_subscriptions_per_connection,
+                    allowed_origins=stream.allowed_origins,
                 ),
             )
         self.rest: RestApi | None = None
@@ -90,8 +104,10 @@ class Server:
     async def start(self) -> None:
         """Bind every port, then start the engine; raises ``ConfigError`` if a port is taken.
 
-        Ports are bound before the store is opened so a busy port fails fast and touches no data.
+        Ports are bound before the store is opened so a busy port fails fast and touches no data; TLS files are
+        read before that.
         """
+        contexts = self._tls_contexts()
         listeners: list[tuple[str, list[web.RouteDef], socket.socket]] = []
         try:
             for name, routes, host, port, key in self._endpoints():
@@ -108,10 +124,11 @@ class Server:
             raise
         try:
             for name, routes, sock in listeners:
-                self.ports[name] = await self._serve(routes, sock)
+                self.ports[name] = await self._serve(routes, sock, contexts.get(name))
         except BaseException:
             await self.close()
             raise
+        self._warn_if_workers_exposed(next(sock for name, _, sock in listeners if name == "worker"))
 
     def _endpoints(self) -> list[tuple[str, list[web.RouteDef], str, int, str]]:
         config = self.config
@@ -138,6 +155,31 @@ class Server:
             )
         return endpoints
 
+    def url(self, name: str) -> str:
+        """How to reach a bound port (``worker``, ``stream``, ``rest``): ``wss://``/``https://`` when it has TLS."""
+        config = self.config
+        module = {"worker": config, "stream": config.stream, "rest": config.rest_api}[name]
+        host = module.host if module is not None else ""
+        host = f"[{host}]" if ":" in host else host
+        scheme = "http" if name == "rest" else "ws"
+        secure = module is not None and module.tls is not None
+        return f"{scheme}{'s' if secure else ''}://{host}:{self.ports.get(name, 0)}"
+
+    def _tls_contexts(self) -> dict[str, ssl.SSLContext]:
+        """One SSL context per port that has ``tls``; a bad file raises ConfigError naming its key."""
+        configured = {"worker": self.config.tls, "stream": _tls_of(self.config.stream),
+                      "rest": _tls_of(self.config.rest_api)}
+        return {name: tls_context(tls) for name, tls in configured.items() if tls is not None}
+
+    def _warn_if_workers_exposed(self, sock: socket.socket) -> None:
+        """Anyone who reaches an open worker port can register and call every function: say so at start."""
+        address = str(sock.getsockname()[0])
+        if self.config.worker_auth is None and not is_loopback(address):
+            log.warning("the worker port listens on %s:%d without authentication: anyone who reaches it can "
+                        "register and call every function. Set worker_auth: {tokens: [\"${STREAMHUB_WORKER_TOKEN}\"]} "
+                        "(workers send Authorization: Bearer <token>; iii SDKs: III_TOKEN), or host: 127.0.0.1",
+                        address, self.worker_port)
+
     async def close(self) -> None:
         """Close sockets (clients, then workers, see 1001), then the engine (flushing the store)."""
         if self.clients is not None:
@@ -148,13 +190,14 @@ class Server:
         self._runners.clear()
         await self.engine.close()
 
-    async def _serve(self, routes: list[web.RouteDef], sock: socket.socket) -> int:
+    async def _serve(self, routes: list[web.RouteDef], sock: socket.socket,
+                     ssl_context: ssl.SSLContext | None = None) -> int:
         app = web.Application()
         app.add_routes(routes)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         self._runners.append(runner)
-        await web.SockSite(runner, sock).start()
+        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
         bound: int = sock.getsockname()[1]
         return bound
 
@@ -193,6 +236,10 @@ def build_adapter(config: AdapterConfig) -> StreamAdapter:
 
         return RedisAdapter(config.redis_url, config.key_prefix, limits=limits)
     raise ConfigError(f"adapter class {config.class_name} is not available in this build")
+
+
+def _tls_of(module: StreamModuleConfig | RestApiConfig | None) -> TlsConfig | None:
+    return module.tls if module is not None else None
 
 
 def _memory() -> StreamAdapter:

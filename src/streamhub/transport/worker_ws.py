@@ -26,6 +26,7 @@ from streamhub.protocol.worker_messages import (
     decode_worker_message,
     encode_worker_message,
 )
+from streamhub.transport.access import BearerTokens
 from streamhub.transport.sockets import BackgroundTasks, close_going_away, socket_writer
 
 __all__ = ["WorkerConnection", "WorkerEndpoint"]
@@ -54,10 +55,14 @@ class WorkerConnection:
 
 
 class WorkerEndpoint:
-    """aiohttp handlers for ``/`` (workers) and ``/otel`` (telemetry sink)."""
+    """aiohttp handlers for ``/`` (workers) and ``/otel`` (telemetry sink).
 
-    def __init__(self, engine: Engine) -> None:
+    With ``tokens`` (``worker_auth``) both answer 401 to an upgrade without one of them as a bearer token.
+    """
+
+    def __init__(self, engine: Engine, tokens: BearerTokens | None = None) -> None:
         self._engine = engine
+        self._tokens = tokens
         self.connections: dict[str, WorkerConnection] = {}
         self._sockets: set[web.WebSocketResponse] = set()
         self._closers = BackgroundTasks()
@@ -68,6 +73,8 @@ class WorkerEndpoint:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Serve one worker until it disconnects, then forget everything it registered."""
+        if self._tokens is not None and (refusal := self._tokens.refusal(request)) is not None:
+            return refusal
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_SIZE, compress=False, timeout=5.0)
         await ws.prepare(request)
         worker = self._open(ws, request)
@@ -92,6 +99,8 @@ class WorkerEndpoint:
 
     async def telemetry(self, request: web.Request) -> web.StreamResponse:
         """Accept iii-sdk's OpenTelemetry socket; its frames are read and dropped."""
+        if self._tokens is not None and (refusal := self._tokens.refusal(request)) is not None:
+            return refusal
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_SIZE, compress=False)
         await ws.prepare(request)
         async for _ in ws:

@@ -36,9 +36,12 @@ async function run(worker, command) {
   }
 }
 
+// iii-sdk 0.22.1 for Node does not read III_TOKEN (the PyPI SDK does): its users pass the header themselves.
+const token = (process.env.III_TOKEN ?? '').trim();
 const worker = registerWorker(process.argv[2], {
   workerName: 'compat-node',
   reconnectionConfig: { initialDelayMs: 100, maxDelayMs: 500 },
+  ...(token ? { headers: { Authorization: `Bearer ${token}` } } : {}),
 });
 emit({ ready: true });
 const lines = createInterface({ input: process.stdin });

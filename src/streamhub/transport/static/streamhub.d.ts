@@ -158,7 +158,11 @@ export declare class Streams {
 }
 
 export declare class Client {
-  constructor(url: string, options?: ClientOptions);
+  /**
+   * @param url the stream port: ws://, wss://, http(s):// (mapped to ws(s)://) or a path relative to the page;
+   *   default: the engine this module was loaded from (wss when it was loaded over https).
+   */
+  constructor(url?: string, options?: ClientOptions);
   readonly url: string;
   readonly status: Status;
   readonly stream: Streams;

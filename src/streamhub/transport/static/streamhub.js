@@ -28,16 +28,18 @@
 
 const DEFAULT_RECONNECT = Object.freeze({ minDelay: 250, maxDelay: 10000, factor: 2, jitter: 0.5 });
 const OPEN = 1;
+const SOCKET_SCHEMES = Object.freeze({ "http:": "ws:", "https:": "wss:" });
 
 /** A connection to the stream port that keeps every subscription alive across reconnects. */
 export class Client {
   /**
-   * @param {string} url the stream port, e.g. "ws://localhost:3112"
+   * @param {string} [url] the stream port, e.g. "ws://localhost:3112" or "wss://streams.example.com"; http(s) URLs
+   *   and paths relative to the page are turned into ws(s) ones (an https page gets wss). Default: the engine this
+   *   module was loaded from.
    * @param {object} [options] token, tokenParam, protocols, reconnect, WebSocket (see ClientOptions in client.d.ts)
    */
   constructor(url, options = {}) {
-    checkUrl(url);
-    this.url = url;
+    this.url = socketBase(url);
     this.options = options;
     this.status = "connecting";
     this.stream = new Streams(this);
@@ -458,17 +460,23 @@ function toEvent(frame, subscriptionId, replayed) {
   return event;
 }
 
-function checkUrl(url) {
+/**
+ * The WebSocket URL to connect to: `url` resolved against the page (or, without one, the engine that served this
+ * module), with http: -> ws: and https: -> wss:, so a page served over https never falls back to plain ws.
+ */
+function socketBase(url) {
   let parsed = null;
   try {
-    parsed = new URL(url);
+    parsed = url === undefined ? new URL("/", import.meta.url) : new URL(url, globalThis.location?.href);
   } catch {
     // reported below
   }
+  if (parsed && SOCKET_SCHEMES[parsed.protocol]) parsed.protocol = SOCKET_SCHEMES[parsed.protocol];
   if (!parsed || !["ws:", "wss:"].includes(parsed.protocol)) {
-    throw new TypeError(`streamhub Client: url must be a ws:// or wss:// URL such as 'ws://localhost:3112', got ${
-      JSON.stringify(url)}`);
+    throw new TypeError(`streamhub Client: url must be a ws://, wss://, http(s):// or page-relative URL such as ${
+      "'wss://streams.example.com', got "}${JSON.stringify(url)}`);
   }
+  return parsed.toString();
 }
 
 function checkName(field, value) {
