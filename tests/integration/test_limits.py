@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 import aiohttp
@@ -148,35 +149,57 @@ async def test_rest_keepalive_times_each_requests_headers_and_closes_idle_connec
 
 @pytest.mark.parametrize("flooded", PORTS)
 async def test_excess_connections_get_503_others_keep_working_and_the_cap_frees_up(flooded: str) -> None:
-    async with running(limited(handshake_ms=10_000, max_connections=3)) as srv:
-        holders = [await Raw.open(port_of(srv, flooded)) for _ in range(3)]  # half-open: no request at all
+    async with running(limited(handshake_ms=10_000, max_connections=3)) as srv, \
+            aiohttp.ClientSession() as http, contextlib.AsyncExitStack() as stack:
+        inside = await _connected_client(srv, http, flooded, stack)  # got in before the flood
+        holders = [await Raw.open(port_of(srv, flooded)) for _ in range(2)]  # half-open: no request at all
         await wait_until(lambda: srv.guards[flooded].open_connections == 3)
         excess = await Raw.open(port_of(srv, flooded))
         await excess.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         reply = await excess.read_all()
         assert reply.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), reply
         assert b"Connection: close\r\n" in reply and reply.endswith(f"on the {flooded} port\n".encode())
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession() as fresh:
             if flooded == "rest":
                 with pytest.raises(aiohttp.ClientResponseError) as refused:
-                    async with http.get(f"http://127.0.0.1:{srv.rest_port}/x") as response:
+                    async with fresh.get(f"http://127.0.0.1:{srv.rest_port}/x") as response:
                         response.raise_for_status()
             else:
                 with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                    await http.ws_connect(f"ws://127.0.0.1:{port_of(srv, flooded)}/")
+                    await fresh.ws_connect(f"ws://127.0.0.1:{port_of(srv, flooded)}/")
             assert refused.value.status == 503
-            await _other_ports_work(srv, http, flooded)
+            await inside()  # the connection that got in first still works
+            for name in PORTS:  # and the other ports do not feel this one's flood
+                if name != flooded:
+                    await _port_works(srv, fresh, name)
             holders.pop().close()
             await wait_until(lambda: srv.guards[flooded].open_connections == 2)
-            await _port_works(srv, http, flooded)
+            await _port_works(srv, fresh, flooded)
         for raw in [*holders, excess]:
             raw.close()
 
 
-async def _other_ports_work(srv: Server, http: aiohttp.ClientSession, flooded: str) -> None:
-    for name in PORTS:
-        if name != flooded:
-            await _port_works(srv, http, name)
+async def _connected_client(srv: Server, http: aiohttp.ClientSession, name: str,
+                            stack: contextlib.AsyncExitStack) -> Callable[[], Awaitable[None]]:
+    """A client that is connected to port ``name`` for the rest of ``stack``; the result checks it still works."""
+    if name == "rest":
+        assert await get(http, srv) == 404  # the session keeps this connection alive and reuses it
+
+        async def check() -> None:
+            assert await get(http, srv) == 404
+        return check
+    if name == "worker":
+        worker = await stack.enter_async_context(TestWorker(worker_url(srv)))
+
+        async def call() -> None:
+            assert await worker.call("stream.list_groups", {"stream_name": "s"}) == []
+        return call
+    sub = await stack.enter_async_context(Subscriber(stream_url(srv)))
+
+    async def join() -> None:
+        await sub.join("s", "g")
+        assert (await sub.next())["event"]["type"] == "sync"
+    return join
 
 
 async def _port_works(srv: Server, http: aiohttp.ClientSession, name: str) -> None:
