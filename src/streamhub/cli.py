@@ -1,7 +1,8 @@
 """``streamhub serve [-c FILE]``: load the config, run the engine until SIGINT/SIGTERM.
 
-Exit codes: 0 after a clean stop, 2 for an unusable config (one line on stderr naming the key), 1 when the
-store cannot be opened (one line on stderr, e.g. naming the unreachable Redis URL).
+Exit codes: 0 after a clean stop; 2 for an unusable config (one line on stderr naming the key) or data directory
+(``cannot start:`` naming the path and the problem); 1 when the store cannot be opened otherwise (one line on
+stderr, e.g. naming the unreachable Redis URL).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 
 from streamhub import __version__
 from streamhub.config import EngineConfig, default_config, load_config
-from streamhub.errors import ConfigError, StreamhubError
+from streamhub.errors import ConfigError, DataDirError, StreamhubError
 
 __all__ = ["main"]
 
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         _run(config)
     except ConfigError as exc:
         print(f"streamhub: config error: {exc.message}", file=sys.stderr)
+        return 2
+    except DataDirError as exc:
+        print(f"streamhub: cannot start: {exc.message}", file=sys.stderr)
         return 2
     except StreamhubError as exc:
         print(f"streamhub: cannot start: {exc.message}", file=sys.stderr)

@@ -12,6 +12,7 @@ Hierarchy::
     │   ├── InvocationTimeout       no result within the timeout
     │   └── InvocationStopped       the worker running it disconnected
     ├── AdapterError                the store failed (``temporary=True`` when a retry may succeed)
+    │   └── DataDirError            the file store's directory cannot be used (start-up exits 2)
     └── ConfigError                 config.yaml is unusable; names the key and the problem
 
 The split follows h11: ``InvalidRequest`` means "the peer broke the contract", everything else means
@@ -25,6 +26,7 @@ from typing import Any
 __all__ = [
     "AdapterError",
     "ConfigError",
+    "DataDirError",
     "FunctionNotFound",
     "InvalidName",
     "InvalidRequest",
@@ -131,6 +133,13 @@ class AdapterError(StreamhubError):
     def __init__(self, message: str, *, code: str | None = None, temporary: bool = False) -> None:
         super().__init__(message, code=code)
         self.temporary = temporary
+
+
+class DataDirError(AdapterError):
+    """The file store's directory is unusable (not a directory, not writable, ...): the operator must fix the
+    path or its permissions, so like a bad config it stops start-up with one line and exit code 2."""
+
+    code = "data_dir_unusable"
 
 
 class ConfigError(StreamhubError):

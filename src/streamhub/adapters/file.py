@@ -52,6 +52,7 @@ Failure policy, two cases:
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import sys
@@ -66,7 +67,7 @@ import orjson
 from streamhub.adapters.base import EventListener, GapListener, StreamAdapter
 from streamhub.adapters.memory import MemoryAdapter, Record
 from streamhub.core.positions import LogLimits
-from streamhub.errors import AdapterError
+from streamhub.errors import AdapterError, DataDirError
 
 if sys.platform != "win32":
     import fcntl
@@ -120,8 +121,10 @@ class FileAdapter(MemoryAdapter):
     async def start(self, listener: EventListener, on_gap: GapListener | None = None) -> None:
         try:
             await asyncio.to_thread(self._open_dir)
-        except BaseException:
+        except BaseException as exc:
             await asyncio.to_thread(self._close_files)
+            if isinstance(exc, OSError):  # the directory or a file in it cannot be used: say which and why
+                raise _unusable(self._dir, exc) from exc
             raise
         self._open = True
         await super().start(listener, on_gap)
@@ -315,6 +318,19 @@ class FileAdapter(MemoryAdapter):
     def _journal_gens(self) -> list[int]:
         names = (path.name for path in self._dir.glob("journal-*.log"))
         return sorted(int(name[8:-4]) for name in names if name[8:-4].isdigit())
+
+
+def _unusable(directory: Path, exc: OSError) -> DataDirError:
+    """One line naming the data directory and what is wrong with it (a file in the way, no permission, ...)."""
+    blocker = next((path for path in (directory, *directory.parents)
+                    if os.path.exists(path) and not os.path.isdir(path)), None)
+    if blocker is not None:
+        problem = "is a file, not a directory" if blocker == directory else f"{blocker} is a file, not a directory"
+    else:
+        problem = f"{exc.strerror or exc} ({exc.filename or directory})"
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            problem += "; the directory must be writable by the user running streamhub"
+    return DataDirError(f"data directory {directory}: {problem}")
 
 
 # Encoding

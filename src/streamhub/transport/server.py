@@ -31,6 +31,7 @@ from streamhub.errors import ConfigError
 from streamhub.transport.access import BearerTokens, is_loopback, tls_context
 from streamhub.transport.client_ws import ClientEndpoint, ClientEndpointSettings
 from streamhub.transport.http_api import RestApi, RestApiSettings
+from streamhub.transport.limits import ConnectionGuard, port_limits, raise_open_files_limit, serve_app
 from streamhub.transport.worker_ws import WorkerEndpoint
 
 __all__ = ["Server", "build_adapter"]
@@ -87,6 +88,8 @@ class Server:
                 ),
             )
         self._runners: list[web.AppRunner] = []
+        self._limits = port_limits(config)
+        self.guards: dict[str, ConnectionGuard] = {}  # each port's connection count and header timer
         self.ports: dict[str, int] = {}  # actual bound ports (differ from the config when it asks for port 0)
 
     @property
@@ -102,7 +105,7 @@ class Server:
         return self.ports.get("rest", 0)
 
     async def start(self) -> None:
-        """Bind every port, then start the engine; raises ``ConfigError`` if a port is taken.
+        """Bind every port, start the engine, raise the open-files limit, serve; ``ConfigError`` if a port is taken.
 
         Ports are bound before the store is opened so a busy port fails fast and touches no data; TLS files are
         read before that.
@@ -122,9 +125,10 @@ class Server:
             for _, _, sock in listeners:
                 sock.close()
             raise
+        raise_open_files_limit(sum(limits.max_connections for limits in self._limits.values()))
         try:
             for name, routes, sock in listeners:
-                self.ports[name] = await self._serve(routes, sock, contexts.get(name))
+                self.ports[name] = await self._serve(name, routes, sock, contexts.get(name))
         except BaseException:
             await self.close()
             raise
@@ -190,14 +194,13 @@ class Server:
         self._runners.clear()
         await self.engine.close()
 
-    async def _serve(self, routes: list[web.RouteDef], sock: socket.socket,
+    async def _serve(self, name: str, routes: list[web.RouteDef], sock: socket.socket,
                      ssl_context: ssl.SSLContext | None = None) -> int:
         app = web.Application()
         app.add_routes(routes)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
-        await runner.setup()
+        runner, self.guards[name] = await serve_app(app, sock, self._limits[name],  # limits.py: 503, 408
+                                                    ssl_context=ssl_context)
         self._runners.append(runner)
-        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
         bound: int = sock.getsockname()[1]
         return bound
 
