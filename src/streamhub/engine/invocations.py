@@ -58,6 +58,14 @@ class Invocations:
         else:
             future.set_result(NO_RESULT if message.result is UNSET else message.result)
 
+    def fail(self, worker: WorkerLink, invocation_id: str, error: InvocationError) -> bool:
+        """Fail the call ``invocation_id`` in flight to ``worker`` (its answer was unusable); False if none is."""
+        entry = self._pending.get(invocation_id)
+        if entry is None or entry[1] is not worker or entry[0].done():
+            return False
+        entry[0].set_exception(error)
+        return True
+
     def stop_worker(self, worker: WorkerLink) -> int:
         """Fail every call in flight to a disconnected worker; returns how many."""
         stopped = 0

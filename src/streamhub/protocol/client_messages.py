@@ -6,7 +6,7 @@ definition. Extra fields are ignored, as in the reference.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
@@ -44,7 +44,7 @@ class ResumeFrom(msgspec.Struct, frozen=True):
     """The last position a client saw (streamhub extension): resume from there if the log allows."""
 
     epoch: str
-    offset: int
+    offset: Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]  # what every store can hold
 
 
 class SubscriptionData(msgspec.Struct, frozen=True):

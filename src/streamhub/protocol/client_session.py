@@ -11,6 +11,7 @@ import msgspec
 from streamhub.core.names import validate_name
 from streamhub.errors import ProtocolViolation
 from streamhub.protocol.client_messages import ClientMessage, Join, Leave, SubscriptionData
+from streamhub.protocol.codec import MAX_FRAME_DEPTH, depth_over, shorten
 
 __all__ = ["ClientSession"]
 
@@ -31,17 +32,13 @@ class ClientSession:
             The message, or None for an empty frame (ignored, as in the reference).
 
         Raises:
-            InvalidRequest: the frame is not JSON or not a known message (``ProtocolViolation``), or a name is
-                invalid (``InvalidName``); the caller answers with an error frame and keeps the connection open.
+            InvalidRequest: the frame is not JSON (``invalid_json``), nests too deep (``frame_too_deep``) or is
+                not a known message (``invalid_message``), or a name is invalid (``invalid_name``); the caller
+                answers with an error frame and keeps the connection open.
         """
         if not frame.strip():
             return None
-        try:
-            message: Join | Leave = _decoder.decode(frame)
-        except msgspec.ValidationError as exc:
-            raise ProtocolViolation(f"invalid message: {exc}") from None
-        except msgspec.DecodeError as exc:
-            raise ProtocolViolation(f"frame is not valid JSON: {exc}", code="invalid_json") from None
+        message = _decode(frame)
         _validate(message.data)
         return message
 
@@ -54,6 +51,23 @@ class ClientSession:
     def closed(self, subscription_id: str) -> SubscriptionData | None:
         """Forget a subscription; return it if it was open."""
         return self.subscriptions.pop(subscription_id, None)
+
+
+def _decode(frame: bytes | str) -> Join | Leave:
+    """Decode one frame into a message; every failure is a ``ProtocolViolation`` saying what and where."""
+    depth = depth_over(frame)
+    if depth is not None:
+        raise ProtocolViolation(f"frame nests {depth} levels deep (at most {MAX_FRAME_DEPTH})",
+                                code="frame_too_deep")
+    try:
+        message: Join | Leave = _decoder.decode(frame)
+    except msgspec.ValidationError as exc:
+        raise ProtocolViolation(f"invalid message: {shorten(str(exc))}") from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolViolation(f"frame is not valid JSON: {shorten(str(exc))}", code="invalid_json") from None
+    except RecursionError:  # only if the stack was already deep: the depth check above bounds the frame
+        raise ProtocolViolation("frame nests too deep to decode", code="frame_too_deep") from None
+    return message
 
 
 def _validate(sub: SubscriptionData) -> None:

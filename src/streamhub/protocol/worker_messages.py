@@ -7,13 +7,19 @@ a JSON ``null`` result.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, get_args
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from streamhub.errors import ProtocolViolation
+from streamhub.protocol.codec import MAX_FRAME_DEPTH, depth_over, shorten
+
 __all__ = [
+    "MESSAGE_TYPES",
     "UNSET",
+    "Envelope",
     "ErrorMessage",
     "InvocationResult",
     "InvokeFunction",
@@ -25,13 +31,16 @@ __all__ = [
     "RegisterTrigger",
     "RegisterTriggerType",
     "TriggerRegistrationResult",
+    "UnknownMessageType",
     "UnregisterFunction",
     "UnregisterTrigger",
     "UnregisterTriggerType",
     "WorkerMessage",
     "WorkerRegistered",
+    "decode_worker_frame",
     "decode_worker_message",
     "encode_worker_message",
+    "peek_envelope",
 ]
 
 
@@ -145,6 +154,9 @@ WorkerMessage = (
     | ErrorMessage
 )
 
+MESSAGE_TYPES = frozenset(cls.__struct_config__.tag for cls in get_args(WorkerMessage))
+"""Every ``type`` of the worker protocol streamhub knows."""
+
 _decoder = msgspec.json.Decoder(WorkerMessage)
 _encoder = msgspec.json.Encoder()
 
@@ -153,6 +165,85 @@ def decode_worker_message(frame: bytes | str) -> WorkerMessage:
     """Decode one frame; raises ``msgspec.DecodeError``/``ValidationError`` (both ``ValueError``)."""
     message: WorkerMessage = _decoder.decode(frame)
     return message
+
+
+class UnknownMessageType(ProtocolViolation):
+    """A JSON object whose ``type`` names no message this engine knows (a newer SDK's): ignored, not an error."""
+
+
+def decode_worker_frame(frame: bytes | str) -> WorkerMessage:
+    """Decode one received frame, bounding its depth first.
+
+    Raises:
+        UnknownMessageType: ``type`` is a string naming no known message.
+        ProtocolViolation: ``frame_too_deep``, ``invalid_json`` or ``invalid_message``; the message is a predicate
+            ("is not valid JSON: ...") for the caller to put the frame's name in front of.
+    """
+    depth = depth_over(frame)
+    if depth is not None:
+        raise ProtocolViolation(f"nests {depth} levels deep (at most {MAX_FRAME_DEPTH})", code="frame_too_deep")
+    try:
+        return decode_worker_message(frame)
+    except msgspec.ValidationError as exc:
+        reason = shorten(str(exc))
+        if reason.startswith("Invalid value") and reason.endswith("at `$.type`"):
+            raise UnknownMessageType(reason) from None
+        raise ProtocolViolation(f"is not a valid message: {reason}") from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolViolation(f"is not valid JSON: {shorten(str(exc))}", code="invalid_json") from None
+    except RecursionError:  # only if the stack was already deep: the depth check above bounds the frame
+        raise ProtocolViolation("nests too deep to decode", code="frame_too_deep") from None
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """The top-level fields that say who is waiting for an answer to a frame, as far as they could be read."""
+
+    type: str | None = None
+    invocation_id: str | None = None
+    function_id: str | None = None
+
+
+class _RawEnvelope(msgspec.Struct, frozen=True):
+    type: msgspec.Raw = msgspec.Raw(b"null")
+    invocation_id: msgspec.Raw = msgspec.Raw(b"null")
+    function_id: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_envelope_decoder = msgspec.json.Decoder(_RawEnvelope)
+_string_decoder = msgspec.json.Decoder(str | None)
+_FIELD = re.compile(rb'"(type|invocation_id|function_id)"\s*+:\s*+("(?:[^"\\]++|\\.)*+")')
+
+
+def peek_envelope(frame: bytes | str) -> Envelope:
+    """Read ``type``, ``invocation_id`` and ``function_id`` of a frame that does not decode as a message.
+
+    First a shallow decode (other fields are skipped, not parsed, so a bad number or string elsewhere does not
+    matter); if the frame is not JSON at all (cut short, too deep), the first occurrence of each key is taken.
+    Never raises; a field that cannot be read is None.
+    """
+    data = frame.encode("utf-8", "surrogatepass") if isinstance(frame, str) else frame
+    fields: dict[str, msgspec.Raw | bytes] = {}
+    if depth_over(data) is None:
+        try:
+            raw = _envelope_decoder.decode(data)
+            fields = {"type": raw.type, "invocation_id": raw.invocation_id, "function_id": raw.function_id}
+        except (msgspec.DecodeError, RecursionError):
+            fields = {}
+    if not fields:
+        for match in _FIELD.finditer(data):
+            fields.setdefault(match.group(1).decode(), match.group(2))
+    return Envelope(type=_string_or_none(fields.get("type")),
+                    invocation_id=_string_or_none(fields.get("invocation_id")),
+                    function_id=_string_or_none(fields.get("function_id")))
+
+
+def _string_or_none(raw: msgspec.Raw | bytes | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return _string_decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
 
 
 def encode_worker_message(message: WorkerMessage) -> bytes:

@@ -18,7 +18,7 @@ from aiohttp import WSMsgType, web
 from streamhub.engine.client_sessions import ClientConnection
 from streamhub.engine.engine import Engine
 from streamhub.engine.outbox import Outbox
-from streamhub.errors import InvalidRequest
+from streamhub.errors import InvalidRequest, StreamhubError
 from streamhub.protocol import close_codes
 from streamhub.protocol.client_messages import Join, error_frame
 from streamhub.protocol.codec import encode
@@ -145,10 +145,16 @@ class ClientEndpoint:
             return
         if message is None:
             return
-        if isinstance(message, Join):
-            await self._engine.clients.join(conn, message.data)
-        else:
-            await self._engine.clients.leave(conn, message.data)
+        try:
+            if isinstance(message, Join):
+                await self._engine.clients.join(conn, message.data)
+            else:
+                await self._engine.clients.leave(conn, message.data)
+        except StreamhubError as exc:
+            conn.send(error_frame(exc, message.data.subscriptionId))
+        except Exception:  # a bug, not the client's fault: answer and keep the connection
+            log.exception("client %s: %s failed", conn.connection_id, type(message).__name__.lower())
+            conn.send(error_frame(StreamhubError("internal error"), message.data.subscriptionId))
 
 
 async def _close_slow(ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:

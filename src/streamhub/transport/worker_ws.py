@@ -1,7 +1,9 @@
 """The worker endpoint (default port 49134): iii's worker protocol over WebSocket.
 
 On connect the engine sends ``workerregistered``; then every frame is decoded into a typed message and handed
-to ``Engine.workers``. ``/otel`` accepts the telemetry socket that iii-sdk 0.25 opens and discards its frames.
+to ``Engine.workers``. A frame that cannot be used is answered (``_on_unusable``) and never ends the connection:
+the worker's functions, triggers and calls in flight stay. ``/otel`` accepts the telemetry socket that iii-sdk 0.25
+opens and discards its frames.
 """
 
 from __future__ import annotations
@@ -11,20 +13,22 @@ import contextlib
 import logging
 import uuid
 
-import msgspec
 from aiohttp import WSMsgType, web
 
 from streamhub.engine.engine import Engine
 from streamhub.engine.outbox import Outbox
-from streamhub.errors import ProtocolViolation
+from streamhub.errors import InvocationError, ProtocolViolation
 from streamhub.protocol import close_codes
-from streamhub.protocol.codec import decode, encode, text_frame
+from streamhub.protocol.codec import encode, text_frame
 from streamhub.protocol.worker_messages import (
+    MESSAGE_TYPES,
     InvocationResult,
+    UnknownMessageType,
     WorkerMessage,
     WorkerRegistered,
-    decode_worker_message,
+    decode_worker_frame,
     encode_worker_message,
+    peek_envelope,
 )
 from streamhub.transport.access import BearerTokens
 from streamhub.transport.sockets import BackgroundTasks, close_going_away, socket_writer
@@ -130,37 +134,47 @@ class WorkerEndpoint:
         if not frame.strip():
             return
         try:
-            message = decode_worker_message(frame)
-        except msgspec.ValidationError as exc:
-            self._on_invalid(worker, frame, str(exc))
+            message = decode_worker_frame(frame)
+        except UnknownMessageType as exc:
+            log.debug("worker %s sent an unsupported message (%s); ignored", worker.worker_id, exc.message)
             return
-        except msgspec.DecodeError as exc:
-            error = ProtocolViolation(f"frame is not valid JSON: {exc}", code="invalid_json")
-            worker.send_raw(encode({"type": "error", "error": error.to_wire()}))
+        except ProtocolViolation as exc:
+            self._on_unusable(worker, frame, exc)
             return
-        self._engine.workers.handle(worker, message)
+        try:
+            self._engine.workers.handle(worker, message)
+        except Exception:  # a bug, not the worker's fault: keep its connection and everything it registered
+            log.exception("worker %s: handling %s failed", worker.worker_id, type(message).__name__)
 
-    def _on_invalid(self, worker: WorkerConnection, frame: bytes | str, reason: str) -> None:
-        """A JSON frame that is not a valid message: answer the caller if it is waiting, else log."""
-        raw = decode(frame)
-        kind = raw.get("type") if isinstance(raw, dict) else None
-        if reason.endswith("at `$.type`"):
-            log.debug("worker %s sent unsupported message type %r; ignored", worker.worker_id, kind)
-            return
-        error = ProtocolViolation(f"invalid {kind or 'message'}: {reason}")
-        invocation_id = raw.get("invocation_id") if isinstance(raw, dict) else None
-        if kind == "invokefunction" and isinstance(invocation_id, str):
-            worker.send(InvocationResult(invocation_id=invocation_id, function_id=_str_or_none(raw.get("function_id")),
-                                         error=error.to_wire()))
-        else:
+    def _on_unusable(self, worker: WorkerConnection, frame: bytes | str, problem: ProtocolViolation) -> None:
+        """Answer whoever waits on a frame that cannot be used; the connection and its registrations stay.
+
+        With an ``invocation_id``: the engine's call it answers fails with the error (a bad result), or the
+        worker gets an error ``invocationresult`` (a bad call). Without one: one WARNING and an ``error`` frame.
+        """
+        envelope = peek_envelope(frame)
+        kind = envelope.type if envelope.type in MESSAGE_TYPES else None
+        error = ProtocolViolation(f"{kind or 'worker'} frame {problem.message}", code=problem.code)
+        invocation_id = envelope.invocation_id
+        if invocation_id is None:
             log.warning("worker %s: %s", worker.worker_id, error.message)
-            worker.send_raw(encode({"type": "error", "error": error.to_wire()}))
+        elif not self._fail_call(worker, invocation_id, error):
+            log.debug("worker %s: call %.64s refused: %s", worker.worker_id, invocation_id, error.message)
+            worker.send(InvocationResult(invocation_id=invocation_id, function_id=envelope.function_id,
+                                         error=error.to_wire()))
+            return
+        worker.send_raw(encode({"type": "error", "error": error.to_wire()}))
+
+    def _fail_call(self, worker: WorkerConnection, invocation_id: str, error: ProtocolViolation) -> bool:
+        """Fail the engine's call to ``worker`` that an unusable result answers; False if there is none."""
+        failure = InvocationError(f"the result from worker {worker.worker_id} is unusable: {error.message}",
+                                  code=error.code)
+        if not self._engine.invocations.fail(worker, invocation_id, failure):
+            return False
+        log.warning("worker %s: result of call %.64s: %s", worker.worker_id, invocation_id, error.message)
+        return True
 
 
 async def _close(ws: web.WebSocketResponse) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(ws.close(code=close_codes.TRY_AGAIN_LATER, message=b"slow consumer"), 5.0)
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
