@@ -27,7 +27,7 @@ from streamhub.core.values import check_value
 from streamhub.engine.engine import Engine
 from streamhub.engine.functions import NO_RESULT
 from streamhub.errors import FunctionNotFound, InvalidRequest, InvocationTimeout, StreamhubError
-from streamhub.protocol.codec import decode, encode
+from streamhub.protocol.codec import MAX_FRAME_DEPTH, decode, depth_over, encode
 from streamhub.transport.http_response import build_response, clean_headers, valid_status
 
 __all__ = ["RestApi", "RestApiSettings"]
@@ -196,6 +196,9 @@ async def _body(request: web.Request, limit: int) -> Any:
     raw = await _read(request, limit)
     if "json" not in request.content_type or not raw.strip():
         return None
+    depth = depth_over(raw)
+    if depth is not None:
+        raise ValueError(f"the body nests {depth} levels deep (at most {MAX_FRAME_DEPTH})")
     return decode(raw)
 
 
@@ -224,10 +227,23 @@ def _input(request: web.Request, match: RouteMatch, body: Any) -> dict[str, Any]
     return {
         "method": request.method,
         "path": route.pattern,
-        "url_path": request.path,
-        "path_params": match.params,
-        "query_params": {key: request.query.getall(key)[-1] for key in request.query},
-        "headers": {name.lower(): value for name, value in request.headers.items()},
+        "url_path": _text(request.path),
+        "path_params": {name: _text(value) for name, value in match.params.items()},
+        "query_params": {_text(key): _text(request.query.getall(key)[-1]) for key in request.query},
+        "headers": {_text(name.lower()): _text(value) for name, value in request.headers.items()},
         "body": body,
         "trigger": {"type": "http", "path": route.pattern, "method": route.method},
     }
+
+
+def _text(value: str) -> str:
+    """``value`` as JSON can carry it: aiohttp keeps bytes that are not UTF-8 as lone surrogates; they become U+FFFD."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        try:
+            raw = value.encode("utf-8", "surrogateescape")  # the bytes as received
+        except UnicodeEncodeError:
+            raw = value.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "replace")
+    return value

@@ -32,6 +32,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from streamhub.config import EngineConfig
+from streamhub.transport.http_log import server_logger
 
 __all__ = ["ConnectionGuard", "PortLimits", "port_limits", "raise_open_files_limit", "serve_app"]
 
@@ -288,7 +289,7 @@ async def serve_app(app: web.Application, sock: socket.socket, limits: PortLimit
                     ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, ConnectionGuard]:
     """Serve ``app`` on the bound, listening ``sock`` under ``limits``; the caller cleans the runner up."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0,
-                           keepalive_timeout=limits.handshake_timeout)
+                           keepalive_timeout=limits.handshake_timeout, logger=server_logger())
     await runner.setup()
     try:
         assert runner.server is not None
