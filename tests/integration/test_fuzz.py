@@ -214,7 +214,8 @@ async def _fuzz_worker_port(srv: Server, rng: Random, stats: Counter[str],
                             caplog: pytest.LogCaptureFixture) -> None:
     async with aiohttp.ClientSession() as http, http.ws_connect(worker_url(srv), max_msg_size=0) as ws:
         assert orjson.loads((await ws.receive()).data)["type"] == "workerregistered"
-        await _worker_calls(ws, rng, stats)
+        async with _watching(srv, "fzw"):  # what the calls store reaches a real subscriber
+            await _worker_calls(ws, rng, stats)
         caplog.clear()
         errors = await _worker_bad_frames(ws, rng, stats)
         warnings = [r for r in caplog.records if r.name.endswith("worker_ws") and r.levelno == logging.WARNING]
@@ -351,6 +352,22 @@ async def _still_serving(srv: Server, helper: TestWorker) -> None:
     async with aiohttp.ClientSession() as http, \
             http.post(f"http://127.0.0.1:{srv.rest_port}/fz/echo", json={"a": 1}) as response:
         assert response.status == 200 and await response.json() == {"got": "dict"}
+
+
+@contextlib.asynccontextmanager
+async def _watching(srv: Server, stream: str) -> AsyncIterator[Subscriber]:
+    """A subscriber of every group the fuzzed calls write to; it must stay connected and see a last write."""
+    async with Subscriber(stream_url(srv), max_msg_size=0) as sub, TestWorker(worker_url(srv)) as writer:
+        for group in range(10):
+            await sub.join(stream, f"g{group}", sub_id=f"w{group}")
+        for _ in range(10):
+            assert (await sub.next())["event"]["type"] == "sync"
+        yield sub
+        await writer.call("stream.set", {"stream_name": stream, "group_id": "g0", "item_id": "last", "data": 1})
+        async with asyncio.timeout(timeout(10)):
+            while (frame := await sub.frames.get()).get("id") != "last":
+                assert frame["type"] == "stream", frame
+        assert frame["event"]["data"] == 1 and not sub.closed.is_set()
 
 
 async def _echo(data: Any) -> Any:

@@ -19,9 +19,10 @@ from streamhub.engine.engine import Engine
 from streamhub.engine.outbox import Outbox
 from streamhub.errors import InvocationError, ProtocolViolation
 from streamhub.protocol import close_codes
-from streamhub.protocol.codec import encode, text_frame
+from streamhub.protocol.codec import text_frame
 from streamhub.protocol.worker_messages import (
     MESSAGE_TYPES,
+    ErrorMessage,
     InvocationResult,
     UnknownMessageType,
     WorkerMessage,
@@ -52,10 +53,6 @@ class WorkerConnection:
     def send(self, message: WorkerMessage) -> None:
         """Queue a message to the worker."""
         self._outbox.put(text_frame(encode_worker_message(message)))
-
-    def send_raw(self, payload: bytes) -> None:
-        """Queue an already encoded JSON message."""
-        self._outbox.put(text_frame(payload))
 
 
 class WorkerEndpoint:
@@ -163,7 +160,7 @@ class WorkerEndpoint:
             worker.send(InvocationResult(invocation_id=invocation_id, function_id=envelope.function_id,
                                          error=error.to_wire()))
             return
-        worker.send_raw(encode({"type": "error", "error": error.to_wire()}))
+        worker.send(ErrorMessage(error=error.to_wire()))
 
     def _fail_call(self, worker: WorkerConnection, invocation_id: str, error: ProtocolViolation) -> bool:
         """Fail the engine's call to ``worker`` that an unusable result answers; False if there is none."""
