@@ -131,7 +131,6 @@ class TriggerIndex:
         """Join or leave triggers that match a subscription to ``stream/group``."""
         return [t for t in self._by_id.values() if t.type == kind and t.matches(stream, group, None)]
 
-
     def _replace_orphans(self, guard: Trigger) -> None:
         """Drop orphaned join guards that ``guard`` covers exactly (same function and filters)."""
         same = [t.id for t in self._by_id.values()
