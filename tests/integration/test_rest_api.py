@@ -118,9 +118,9 @@ async def test_cors_preflight_and_origin_check(api: Server) -> None:
 
 async def test_invalid_http_trigger_is_rejected(api: Server) -> None:
     async with TestWorker(worker_url(api)) as backend:
-        await backend.trigger("http", "f", {"path": "todos", "method": "POST"})
+        await backend.trigger("http", "f", {"path": "", "method": "POST"})
         rejected = await asyncio.wait_for(backend.other.get(), 5)
-        assert rejected["type"] == "triggerregistrationresult" and "start" in rejected["error"]["message"]
+        assert rejected["type"] == "triggerregistrationresult" and "non-empty" in rejected["error"]["message"]
         await backend.trigger("http", "f", {"path": "/todos", "method": "FETCH"})
         rejected = await asyncio.wait_for(backend.other.get(), 5)
         assert "method" in rejected["error"]["message"]

@@ -6,6 +6,9 @@ the reference; ``url_path`` the actual one) and answers ``{status_code?, headers
 ``status_code``/``body`` keys is taken as the JSON body itself (what the documentation's example returns). Errors
 never leak internals: the client gets a code and an ``error_id`` that is also in the server log.
 
+A route's ``middleware_function_ids`` run first, in order (``http_middleware``): each may answer the request
+itself, and one that cannot answer stops it with a 5xx. The chain and the handler share one ``timeout``.
+
 The server alone frames responses (``http_response``): a handler's framing and hop-by-hop headers are dropped with
 one WARNING per route, a status outside 200-599 is a 502. A body must arrive within ``body_timeout`` (else 408)
 and stay within ``max_body_bytes`` (else 413); both answers close the connection (the 408 at once, the 413 once
@@ -28,6 +31,7 @@ from streamhub.engine.engine import Engine
 from streamhub.engine.functions import NO_RESULT
 from streamhub.errors import FunctionNotFound, InvalidRequest, InvocationTimeout, StreamhubError
 from streamhub.protocol.codec import MAX_FRAME_DEPTH, decode, depth_over, encode
+from streamhub.transport.http_middleware import Failure, Respond, call_before, run_middleware
 from streamhub.transport.http_response import build_response, clean_headers, valid_status
 
 __all__ = ["RestApi", "RestApiSettings"]
@@ -110,8 +114,13 @@ class RestApi:
 
     async def _dispatch(self, request: web.Request, match: RouteMatch, body: Any) -> web.StreamResponse:
         route = match.route
+        data = _input(request, match, body)
+        deadline = asyncio.get_running_loop().time() + self._settings.timeout
+        stop = await run_middleware(self._engine, route.middleware, data, deadline)
+        if stop is not None:
+            return self._stopped(request, match, stop)
         try:
-            answer = await self._engine.call(route.function_id, _input(request, match, body), self._settings.timeout)
+            answer = await call_before(self._engine, route.function_id, data, deadline)
         except InvocationTimeout:
             return self._failure(request, 504, "handler timed out", route.function_id, "timeout")
         except FunctionNotFound as exc:
@@ -119,6 +128,14 @@ class RestApi:
         except StreamhubError as exc:
             return self._failure(request, 500, "internal server error", route.function_id, f"{exc.code}: {exc}")
         return self._answer(request, match, answer)
+
+    def _stopped(self, request: web.Request, match: RouteMatch, stop: Respond | Failure) -> web.StreamResponse:
+        """The answer of a middleware that responded, or the 5xx of one that could not answer."""
+        if isinstance(stop, Failure):
+            return self._failure(request, stop.status, stop.public, stop.function_id, stop.detail)
+        if stop.headers.dropped:
+            self._warn_dropped(match, stop.headers.dropped, stop.function_id)
+        return self._cors(request, build_response(stop.status, stop.headers, stop.body))
 
     def _answer(self, request: web.Request, match: RouteMatch, answer: Any) -> web.StreamResponse:
         function_id = match.route.function_id
@@ -139,14 +156,15 @@ class RestApi:
             return self._failure(request, 502, "bad handler response", function_id, f"body not sendable: {exc}")
         return self._cors(request, response)
 
-    def _warn_dropped(self, match: RouteMatch, dropped: list[str]) -> None:
+    def _warn_dropped(self, match: RouteMatch, dropped: list[str], function_id: str | None = None) -> None:
         route = match.route
-        key = (route.method, route.pattern, route.function_id)
+        function_id = function_id or route.function_id
+        key = (route.method, route.pattern, function_id)
         if key not in self._warned:
             self._warned.add(key)
             log.warning("http route %s %s (function %s): handler headers dropped, the server frames responses and "
                         "refuses unsafe headers: %r (logged once per route)", route.method, route.pattern,
-                        route.function_id, dropped)
+                        function_id, dropped)
 
     def _closing(self, request: web.Request, status: int, payload: Any) -> web.Response:
         """An answer with ``Connection: close``; aiohttp reads and drops the rest of the body for at most its
