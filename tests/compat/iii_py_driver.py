@@ -31,6 +31,10 @@ def make_handler(function_id: str, behavior: dict[str, Any]) -> Any:
             emit({"invoked": function_id, "data": data})
         if behavior.get("fail"):
             raise RuntimeError(behavior["fail"])
+        if "require_authorization" in behavior:  # an HTTP auth middleware, as iii's examples write one
+            if data.get("request", {}).get("headers", {}).get("authorization") != behavior["require_authorization"]:
+                return {"action": "respond", "response": {"status_code": 401, "body": {"error": "Unauthorized"}}}
+            return {"action": "continue"}
         if behavior.get("echo"):
             return {"echo": data}
         return behavior.get("return")

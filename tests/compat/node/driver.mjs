@@ -11,6 +11,12 @@ function makeHandler(functionId, behavior) {
   return async (data) => {
     if (behavior.record) emit({ invoked: functionId, data });
     if (behavior.fail) throw new Error(behavior.fail);
+    if (behavior.require_authorization !== undefined) { // an HTTP auth middleware, as iii's examples write one
+      if (data.request?.headers?.authorization !== behavior.require_authorization) {
+        return { action: 'respond', response: { status_code: 401, body: { error: 'Unauthorized' } } };
+      }
+      return { action: 'continue' };
+    }
     if (behavior.echo) return { echo: data };
     return behavior.return ?? null;
   };
