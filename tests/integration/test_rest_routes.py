@@ -215,3 +215,52 @@ async def test_middleware_and_handler_share_one_timeout(api: Server) -> None:
         await settled(backend)
         async with http.get(url(api, "/slowish")) as response:  # each alone fits in 1 s, both do not
             assert response.status == 504 and (await response.json())["error"] == "handler timed out"
+
+
+async def test_condition_function_gates_the_handler_and_fails_closed(api: Server) -> None:
+    """``condition_function_id`` on an ``http`` trigger: ``false`` is the reference's 422; anything that cannot
+    answer never lets the request reach the handler."""
+    handled: list[Any] = []
+    conditions: list[Any] = []
+
+    async def handler(request: Any) -> Any:
+        handled.append(request["query_params"].get("who"))
+        return {"status_code": 200, "body": {"ok": True}}
+
+    async def condition(request: Any) -> Any:
+        conditions.append(request)
+        who = request["query_params"].get("who")
+        if who == "boom":
+            raise RuntimeError("condition bug")
+        if who == "slow":
+            await asyncio.sleep(5)
+        return {"nobody": False, "ann": True}.get(who, "not a bool")  # only false skips, as in the reference
+
+    async with TestWorker(worker_url(api)) as backend, aiohttp.ClientSession() as http:
+        await backend.register("api::gated", handler)
+        await backend.register("api::gate", condition)
+        await backend.trigger("http", "api::gated", {"api_path": "gated", "http_method": "GET",
+                                                      "condition_function_id": "api::gate"})
+        await backend.trigger("http", "api::gated", {"api_path": "ungated", "http_method": "GET",
+                                                      "condition_function_id": "api::missing"})
+        await settled(backend)
+        for who, status in (("ann", 200), ("other", 200), ("nobody", 422), ("boom", 500), ("slow", 504)):
+            async with http.get(url(api, f"/gated?who={who}")) as response:
+                assert response.status == status, who
+                body = await response.json()
+                if status == 422:
+                    assert body == {"error": "Request condition not met", "skipped": True}
+                elif status >= 500:
+                    assert set(body) == {"error", "error_id"} and "bug" not in str(body)
+        async with http.get(url(api, "/ungated?who=ann")) as response:
+            assert response.status == 502  # nothing serves the condition: closed, not open
+    assert handled == ["ann", "other"]
+    assert conditions[0]["path"] == "gated" and conditions[0]["method"] == "GET"
+
+
+async def test_condition_function_id_must_be_a_string(api: Server) -> None:
+    async with TestWorker(worker_url(api)) as backend:
+        await backend.register("api::gated", lambda request: asyncio.sleep(0, {}))
+        await backend.trigger("http", "api::gated", {"api_path": "gated", "condition_function_id": 7})
+        error = await registration_error(backend)
+        assert "config.condition_function_id must be a" in error["message"]

@@ -40,6 +40,7 @@ class HttpRoute:
     pattern: str  # as registered (what handlers see as ``path``)
     segments: tuple[str, ...]  # normalised: a literal segment ("" when empty), or ":name" for a path parameter
     middleware: tuple[str, ...] = ()  # function ids run in order before the handler
+    condition: str | None = None  # condition_function_id: answering ``false`` skips the handler (422)
 
     @property
     def shape(self) -> tuple[str, ...]:
@@ -78,7 +79,10 @@ def parse_route(trigger_id: str, function_id: str, config: dict[str, Any]) -> Ht
     if ":" in segments:
         raise InvalidRequest(f"trigger {trigger_id}: path parameter without a name in {path!r}")
     middleware = _middleware(trigger_id, config.get("middleware_function_ids"))
-    return HttpRoute(trigger_id, function_id, method.upper(), path, segments, middleware)
+    condition = config.get("condition_function_id")
+    if condition is not None and (not isinstance(condition, str) or not condition):
+        raise InvalidRequest(f"trigger {trigger_id}: config.condition_function_id must be a non-empty string")
+    return HttpRoute(trigger_id, function_id, method.upper(), path, segments, middleware, condition)
 
 
 class RouteTable:

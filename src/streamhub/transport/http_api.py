@@ -31,7 +31,7 @@ from streamhub.engine.engine import Engine
 from streamhub.engine.functions import NO_RESULT
 from streamhub.errors import FunctionNotFound, InvalidRequest, InvocationTimeout, StreamhubError
 from streamhub.protocol.codec import MAX_FRAME_DEPTH, decode, depth_over, encode
-from streamhub.transport.http_middleware import Failure, Respond, call_before, run_middleware
+from streamhub.transport.http_middleware import Failure, Respond, call_before, check_condition, run_middleware
 from streamhub.transport.http_response import build_response, clean_headers, valid_status
 
 __all__ = ["RestApi", "RestApiSettings"]
@@ -116,7 +116,11 @@ class RestApi:
         route = match.route
         data = _input(request, match, body)
         deadline = asyncio.get_running_loop().time() + self._settings.timeout
-        stop = await run_middleware(self._engine, route.middleware, data, deadline)
+        stop = None  # the reference's order: condition, the route's middleware, handler
+        if route.condition is not None:
+            stop = await check_condition(self._engine, route.condition, data, deadline)
+        if stop is None:
+            stop = await run_middleware(self._engine, route.middleware, data, deadline)
         if stop is not None:
             return self._stopped(request, match, stop)
         try:

@@ -19,12 +19,14 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from multidict import CIMultiDict
+
 from streamhub.engine.engine import Engine
 from streamhub.errors import FunctionNotFound, InvocationTimeout, StreamhubError
 from streamhub.protocol.codec import encode
 from streamhub.transport.http_response import HandlerAnswer, clean_headers, valid_status
 
-__all__ = ["Failure", "Respond", "call_before", "run_middleware"]
+__all__ = ["Failure", "Respond", "call_before", "check_condition", "run_middleware"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +110,24 @@ def _respond(function_id: str, response: Any) -> Respond | Failure:
     except (TypeError, ValueError) as exc:
         return Failure(function_id, 502, "bad middleware response", f"body not sendable: {exc}")
     return Respond(function_id, status, headers, body)
+
+
+async def check_condition(engine: Engine, function_id: str, request: dict[str, Any],
+                          deadline: float) -> Respond | Failure | None:
+    """Run a route's ``condition_function_id`` with the handler's input; None lets the handler run.
+
+    As the reference: only an answer of ``false`` skips the handler, with ``422 {"error": "Request condition not
+    met", "skipped": true}``. A condition that cannot answer never lets the request through (5xx as middleware).
+    """
+    try:
+        answer = await call_before(engine, function_id, request, deadline)
+    except InvocationTimeout:
+        return Failure(function_id, 504, "condition timed out", "timeout")
+    except FunctionNotFound as exc:
+        return Failure(function_id, 502, "condition unavailable", exc.message)
+    except StreamhubError as exc:
+        return Failure(function_id, 500, "internal server error", f"{exc.code}: {exc}")
+    if answer is not False:
+        return None
+    headers = HandlerAnswer(CIMultiDict({"Content-Type": "application/json"}))
+    return Respond(function_id, 422, headers, encode({"error": "Request condition not met", "skipped": True}))
