@@ -39,6 +39,8 @@ __all__ = ["RestApi", "RestApiSettings"]
 log = logging.getLogger(__name__)
 
 _RESPONSE_KEYS = frozenset({"status_code", "body", "headers"})
+_UNMATCHED = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,26 @@ class RestApi:
 
     def routes(self) -> list[web.RouteDef]:
         """One catch-all route: matching happens against the live trigger table."""
-        return [web.route("*", "/{tail:.*}", self.handle)]
+        return [web.route("*", "/{tail:.*}", self._counted)]
+
+    async def _counted(self, request: web.Request) -> web.StreamResponse:
+        """``handle``, reported to the metrics seam by registered route (never by raw path) and status."""
+        metrics = self._engine.metrics
+        if not metrics.enabled:
+            return await self.handle(request)
+        match = self._engine.triggers.routes.match(request.method, request.path)  # a dict lookup or two
+        route = match.route.pattern if match is not None else _UNMATCHED
+        method = request.method if request.method in _METHODS else "other"  # the client picks the method
+        status = 500
+        try:
+            response = await self.handle(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            metrics.rest_request(method, route, status)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one request (CORS preflight, 404/405, 400 bad JSON, 408/413, the function's answer, 500/502/504)."""

@@ -13,18 +13,16 @@ import ssl
 from aiohttp import web
 
 from streamhub.adapters.base import StreamAdapter
+from streamhub.adapters.registry import build_adapter, memory_adapter
 from streamhub.config import (
-    KV_STORE,
-    REDIS_ADAPTER,
     REST_API_MODULE,
     STREAM_MODULE,
-    AdapterConfig,
     EngineConfig,
     RestApiConfig,
     StreamModuleConfig,
     TlsConfig,
 )
-from streamhub.core.positions import LogLimits
+from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.values import DEFAULT_MAX_DEPTH
 from streamhub.engine.engine import Engine
 from streamhub.errors import ConfigError
@@ -34,7 +32,7 @@ from streamhub.transport.http_api import RestApi, RestApiSettings
 from streamhub.transport.limits import ConnectionGuard, port_limits, raise_open_files_limit, serve_app
 from streamhub.transport.worker_ws import WorkerEndpoint
 
-__all__ = ["Server", "build_adapter"]
+__all__ = ["Server"]
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +43,21 @@ class Server:
     Args:
         config: the validated configuration.
         adapter: overrides the adapter the config names (tests use this).
+        metrics: the observability seam every part of this engine reports to.
     """
 
-    def __init__(self, config: EngineConfig, adapter: StreamAdapter | None = None) -> None:
+    def __init__(self, config: EngineConfig, adapter: StreamAdapter | None = None,
+                 metrics: Metrics = NULL_METRICS) -> None:
         self.config = config
         stream = config.stream
         if adapter is None:
-            adapter = build_adapter(stream.adapter) if stream is not None else _memory()
+            adapter = build_adapter(stream.adapter, metrics) if stream is not None else memory_adapter()
         self.engine = Engine(
             adapter,
             invocation_timeout=config.invocation_timeout_ms / 1000,
             join_timeout=(stream.join_timeout_ms / 1000) if stream else 10.0,
             max_value_depth=stream.max_value_depth if stream else DEFAULT_MAX_DEPTH,
+            metrics=metrics,
         )
         tokens = BearerTokens(config.worker_auth.tokens) if config.worker_auth is not None else None
         self.workers = WorkerEndpoint(self.engine, tokens)
@@ -223,29 +224,6 @@ def _listen(host: str, port: int, key: str) -> socket.socket:
     return sock
 
 
-def build_adapter(config: AdapterConfig) -> StreamAdapter:
-    """Instantiate the adapter a config names (importing only the backend it needs)."""
-    limits = LogLimits(size=config.change_log_size, age=config.change_log_age_ms / 1000)
-    if config.class_name == KV_STORE:
-        if config.store_method == "file_based":
-            from streamhub.adapters.file import FileAdapter
-
-            return FileAdapter(config.file_path, limits=limits)
-        from streamhub.adapters.memory import MemoryAdapter
-
-        return MemoryAdapter(limits)
-    if config.class_name == REDIS_ADAPTER:
-        from streamhub.adapters.redis import RedisAdapter
-
-        return RedisAdapter(config.redis_url, config.key_prefix, limits=limits)
-    raise ConfigError(f"adapter class {config.class_name} is not available in this build")
-
-
 def _tls_of(module: StreamModuleConfig | RestApiConfig | None) -> TlsConfig | None:
     return module.tls if module is not None else None
 
-
-def _memory() -> StreamAdapter:
-    from streamhub.adapters.memory import MemoryAdapter
-
-    return MemoryAdapter()
