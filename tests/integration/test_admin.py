@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamhub.config import AdapterConfig, AdminConfig, EngineConfig, RestApiConfig, StreamModuleConfig
+from streamhub.transport.admin_metrics import METRIC_NAMES
 from streamhub.transport.server import Server
 from tests.conftest import make_config, running, stream_url, worker_url
 from tests.helpers import Subscriber, TestWorker, timeout, wait_until
@@ -222,3 +223,16 @@ async def test_readyz_says_503_with_the_reason_while_redis_is_down(tmp_path: Pat
         assert value(samples, "streamhub_redis_reconnects_total") >= 1
     finally:
         redis.kill()
+
+
+async def test_every_documented_metric_name_is_exported() -> None:
+    """The README's list (``METRIC_NAMES``) and the output cannot drift apart; every sample is a streamhub_ or
+    process_ series (no stray default collectors)."""
+    async with running(admin_config()) as srv, TestWorker(worker_url(srv)) as worker:
+        await worker.call("stream::set", {"stream_name": "s", "group_id": "g", "item_id": "a", "data": 1})
+        assert (await get(f"http://127.0.0.1:{srv.rest_port}/nothing"))[0] == 404
+        samples = await scrape(srv)
+    names = {name for name, _ in samples}
+    for documented in METRIC_NAMES:
+        assert any(name == documented or name.startswith(f"{documented}_") for name in names), documented
+    assert all(name.startswith(("streamhub_", "process_")) for name in names)

@@ -19,14 +19,18 @@ from prometheus_client.core import (
 )
 
 from streamhub.core.model import CREATE, CUSTOM, DELETE, UPDATE
+from streamhub.core.triggers import LEAVE, STREAM
 from streamhub.engine.engine import Engine
 from streamhub.engine.metrics import EngineMetrics, Histogram
+from streamhub.protocol.client_messages import GUARD_FAILED, GUARD_TIMEOUT, GUARD_UNAVAILABLE, REFUSED
 from streamhub.transport.limits import ConnectionGuard
 
 __all__ = ["METRIC_NAMES", "MetricsSource", "metrics_registry"]
 
 _EVENT_TYPES = (CREATE, UPDATE, DELETE, CUSTOM)
 _SESSION_PORTS = ("stream", "worker")
+_JOIN_REFUSALS = ("cap", "error", REFUSED, GUARD_FAILED, GUARD_TIMEOUT, GUARD_UNAVAILABLE)
+_TRIGGER_TYPES = (STREAM, LEAVE)  # the types whose runs are counted, shown at 0 before the first run
 
 METRIC_NAMES = (
     "streamhub_connections", "streamhub_websocket_connections", "streamhub_subscriptions",
@@ -106,8 +110,8 @@ class _EngineCollector:
         yield CounterMetricFamily("streamhub_joins", "Joins accepted", value=m.joins)
         yield CounterMetricFamily("streamhub_leaves", "Subscriptions ended (leave or disconnect)", value=m.leaves)
         refusals = CounterMetricFamily("streamhub_join_refusals", "Joins refused, by reason", labels=["reason"])
-        for reason, count in sorted(m.join_refusals.items()):
-            refusals.add_metric([reason], count)
+        for reason in sorted({*_JOIN_REFUSALS, *m.join_refusals}):
+            refusals.add_metric([reason], m.join_refusals[reason])
         resumes = CounterMetricFamily("streamhub_resumes", "Joins that carried a position; recovered=true when "
                                       "the missed events were replayed", labels=["recovered"])
         for recovered in (True, False):
@@ -150,7 +154,7 @@ class _EngineCollector:
                                    labels=["type"])
         failures = CounterMetricFamily("streamhub_trigger_failures", "Trigger invocations that failed",
                                        labels=["type"])
-        kinds = sorted({kind for kind, _ in m.triggers})
+        kinds = sorted({*_TRIGGER_TYPES, *(kind for kind, _ in m.triggers)})
         for kind in kinds:
             runs.add_metric([kind], m.triggers[(kind, True)] + m.triggers[(kind, False)])
             failures.add_metric([kind], m.triggers[(kind, False)])
