@@ -77,12 +77,12 @@ class RestApi:
         metrics = self._engine.metrics
         if not metrics.enabled:
             return await self.handle(request)
-        match = self._engine.triggers.routes.match(request.method, request.path)  # a dict lookup or two
+        match = self._engine.triggers.routes.match(request.method, request.path)  # matched once, used twice
         route = match.route.pattern if match is not None else _UNMATCHED
         method = request.method if request.method in _METHODS else "other"  # the client picks the method
         status = 500
         try:
-            response = await self.handle(request)
+            response = await self._respond(request, match)
             status = response.status
             return response
         except web.HTTPException as exc:
@@ -93,12 +93,15 @@ class RestApi:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one request (CORS preflight, 404/405, 400 bad JSON, 408/413, the function's answer, 500/502/504)."""
+        return await self._respond(request, self._engine.triggers.routes.match(request.method, request.path))
+
+    async def _respond(self, request: web.Request, match: RouteMatch | None) -> web.StreamResponse:
+        """``handle`` once the route is matched (None: no route for this method and path)."""
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             response = self._cors(request, web.Response(status=204))
             _vary(response, "Access-Control-Request-Headers")  # echoed as the allowed headers
             return response
         routes = self._engine.triggers.routes
-        match = routes.match(request.method, request.path)
         if match is None:
             allowed = routes.methods_for(request.path)
             if allowed:
