@@ -20,6 +20,7 @@ __all__ = ["NODE_DIR", "Server", "node_available", "raw", "socketio_node", "sock
 
 NODE_DIR = ROOT / "bench" / "node"
 _START_TIMEOUT = 30.0
+ADMIN_SUFFIX = "+admin"  # adapter spec suffix: also run the admin module (metrics counted)
 
 
 class Server:
@@ -57,8 +58,8 @@ class Server:
 
 
 def adapter_yaml(spec: str, data_dir: Path, key_prefix: str = "streamhub:") -> str:
-    """The ``adapter:`` block of the stream module for an adapter spec."""
-    name, _, url = spec.partition("=")
+    """The ``adapter:`` block of the stream module for an adapter spec (a ``+admin`` suffix is read elsewhere)."""
+    name, _, url = spec.removesuffix(ADMIN_SUFFIX).partition("=")
     if name == "memory":
         return "class: modules::stream::adapters::KvStore\nconfig: {store_method: in_memory}"
     if name == "file":
@@ -72,7 +73,9 @@ def adapter_yaml(spec: str, data_dir: Path, key_prefix: str = "streamhub:") -> s
 def streamhub(adapter: str = "memory") -> Server:
     """``streamhub serve`` on two free ports; slow clients get 64 MiB of backlog so bursts never cut them off.
 
-    Server pings are off: the byte-counting subscribers do not answer them, and the baselines send none.
+    Server pings are off: the byte-counting subscribers do not answer them, and the baselines send none. A spec
+    ending in ``+admin`` (``memory+admin``) also runs the admin module, so every metric is counted: run it beside
+    the plain spec (``--adapters memory,memory+admin``) to see what the counting costs, alternating in one run.
     """
     worker_port, stream_port = free_port(), free_port()
     tmp = Path(tempfile.mkdtemp(prefix="streamhub-bench-"))
@@ -84,6 +87,8 @@ def streamhub(adapter: str = "memory") -> Server:
         f"port: {worker_port}\nmodules:\n  - class: modules::stream::StreamModule\n    config:\n"
         f"      port: {stream_port}\n      max_pending_bytes: 67108864\n      heartbeat_ms: 0\n"
         f"      adapter:\n        {block}\n"
+        + (f"  - class: modules::admin::AdminModule\n    config: {{port: {free_port()}}}\n"
+           if adapter.endswith(ADMIN_SUFFIX) else "")
     )
     child = Child("streamhub", [sys.executable, "-m", "streamhub", "serve", "-c", str(config),
                                 "--log-level", "WARNING"], cwd=tmp, cpu=SERVER_CPU)
@@ -92,7 +97,8 @@ def streamhub(adapter: str = "memory") -> Server:
     except BaseException:
         child.stop()
         raise
-    cleanup = _redis_cleanup(adapter.partition("=")[2], prefix) if adapter.startswith("redis=") else None
+    store = adapter.removesuffix(ADMIN_SUFFIX)
+    cleanup = _redis_cleanup(store.partition("=")[2], prefix) if store.startswith("redis=") else None
     return Server(f"streamhub[{adapter}]", child, stream_port, worker_port, tmp, cleanup)
 
 

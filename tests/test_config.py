@@ -22,6 +22,7 @@ from streamhub.errors import ConfigError
 
 STREAM = "modules::stream::StreamModule"
 REST = "modules::api::RestApiModule"
+ADMIN = "modules::admin::AdminModule"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -324,7 +325,7 @@ def test_bad_redis_url(tmp_path: Path) -> None:
 def test_unknown_module_class_lists_available(tmp_path: Path) -> None:
     message = error(tmp_path, f"modules:\n  - class: {STREAM}\n  - class: modules::stream::Foo\n")
     assert message == (
-        f'modules[1].class: unknown class "modules::stream::Foo" (available: {STREAM}, {REST})'
+        f'modules[1].class: unknown class "modules::stream::Foo" (available: {STREAM}, {REST}, {ADMIN})'
     )
 
 
@@ -356,7 +357,7 @@ def test_unknown_and_unsupported_adapter_class(tmp_path: Path) -> None:
         ("modules: 3\n", "modules: expected a list of {class, config} entries, got 3"),
         ("- a\n- b\n", "config: expected a mapping, got a list"),
         ("modules:\n  - just-a-string\n", 'modules[0]: expected a mapping, got "just-a-string"'),
-        ("modules:\n  - config: {}\n", f"modules[0].class: missing (available: {STREAM}, {REST})"),
+        ("modules:\n  - config: {}\n", f"modules[0].class: missing (available: {STREAM}, {REST}, {ADMIN})"),
         (
             f"modules:\n  - class: {STREAM}\n    config: [1]\n",
             "modules[0].config: expected a mapping, got a list",

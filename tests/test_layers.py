@@ -32,6 +32,14 @@ LAYERS = {
     "streamhub.protocol.worker_messages": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport"],
     "streamhub.adapters.file": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport", "streamhub.protocol"],
     "streamhub.engine.engine": ["aiohttp", "redis", "streamhub.transport"],
+    # workers.py names what it needs of the engine (WorkerHost) instead of importing it: no import cycle
+    "streamhub.engine.workers": ["aiohttp", "redis", "streamhub.engine.engine", "streamhub.transport"],
+    # the metrics seam is called from every layer, so it imports none of them
+    "streamhub.core.metrics": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport", "streamhub.adapters",
+                               "streamhub.protocol"],
+    # the adapter registry loads a backend only when a config names it
+    "streamhub.adapters.registry": ["aiohttp", "redis", "streamhub.adapters.redis", "streamhub.adapters.file",
+                                    "streamhub.engine", "streamhub.transport"],
     # the Redis client stays inside adapters/redis.py: its helpers and the engine never load it
     "streamhub.adapters.pubsub": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport", "streamhub.protocol"],
     "streamhub.adapters.keys": ["redis", "streamhub.engine", "streamhub.transport", "streamhub.protocol"],

@@ -16,7 +16,7 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, NoReturn, cast
 
@@ -25,11 +25,13 @@ import yaml
 from streamhub.errors import ConfigError
 
 __all__ = [
+    "ADMIN_MODULE",
     "KV_STORE",
     "REDIS_ADAPTER",
     "REST_API_MODULE",
     "STREAM_MODULE",
     "AdapterConfig",
+    "AdminConfig",
     "EngineConfig",
     "RestApiConfig",
     "StoreMethod",
@@ -43,6 +45,7 @@ __all__ = [
 
 STREAM_MODULE = "modules::stream::StreamModule"
 REST_API_MODULE = "modules::api::RestApiModule"
+ADMIN_MODULE = "modules::admin::AdminModule"
 KV_STORE = "modules::stream::adapters::KvStore"
 REDIS_ADAPTER = "modules::stream::adapters::RedisAdapter"
 
@@ -146,8 +149,24 @@ class RestApiConfig:
 
 
 @dataclass(frozen=True)
+class AdminConfig:
+    """``modules::admin::AdminModule`` (streamhub's own): /healthz, /readyz, /metrics and /console.
+
+    With ``token`` set, /metrics and the console need ``Authorization: Bearer <token>`` (the console page also
+    takes ``?token=``); /healthz and /readyz stay open so probes need no secret.
+    """
+
+    port: int = 3110
+    host: str = "127.0.0.1"
+    token: str | None = None
+    handshake_timeout_ms: int = 10_000
+    max_connections: int = 100  # open sockets on the admin port; excess requests are answered 503
+    tls: TlsConfig | None = None
+
+
+@dataclass(frozen=True)
 class EngineConfig:
-    """The whole engine. ``stream``/``rest_api`` are None when the file does not list that module.
+    """The whole engine. ``stream``/``rest_api``/``admin`` are None when the file does not list that module.
 
     The top-level ``handshake_timeout_ms``, ``max_connections``, ``worker_auth`` and ``tls`` belong to the
     worker port (``port``/``host``); each module carries its own for its port.
@@ -157,6 +176,7 @@ class EngineConfig:
     host: str = "127.0.0.1"
     stream: StreamModuleConfig | None = None
     rest_api: RestApiConfig | None = None
+    admin: AdminConfig | None = None
     invocation_timeout_ms: int = 30_000
     handshake_timeout_ms: int = 10_000
     max_connections: int = 1000  # open sockets on the worker port; excess upgrades are answered 503
@@ -165,8 +185,9 @@ class EngineConfig:
 
 
 def default_config() -> EngineConfig:
-    """The configuration used when no file is given: a durable embedded store, everything on loopback."""
-    return EngineConfig(stream=StreamModuleConfig(adapter=AdapterConfig(store_method="file_based")))
+    """The configuration used when no file is given: a durable embedded store, the admin port, all on loopback."""
+    return EngineConfig(stream=StreamModuleConfig(adapter=AdapterConfig(store_method="file_based")),
+                        admin=AdminConfig())
 
 
 _ENV_PATTERN = re.compile(r"\$\{([^}:]+)(?::([^}]*))?\}")
@@ -428,6 +449,22 @@ def _rest_api_module(conf: _Section) -> RestApiConfig:
     )
 
 
+def _admin_module(conf: _Section) -> AdminConfig:
+    conf.reject_unknown(f.name for f in fields(AdminConfig))  # every field is a config key
+    d = AdminConfig
+    token = conf.optional_text("token")  # "" (an unset ${ADMIN_TOKEN:}) means no token
+    if token is not None and not token.strip():
+        conf.fail("token", "blank token (remove it to leave /metrics and /console open on this port)")
+    return AdminConfig(
+        port=conf.port("port", d.port),
+        host=conf.text("host", d.host),
+        token=token,
+        handshake_timeout_ms=conf.integer("handshake_timeout_ms", d.handshake_timeout_ms),
+        max_connections=conf.integer("max_connections", d.max_connections),
+        tls=_tls(conf.section("tls")) if conf.get("tls") is not None else None,
+    )
+
+
 def _tls(conf: _Section) -> TlsConfig:
     """``tls: {cert_file, key_file}``; the files are read when the port is bound (a bad pair stops start-up)."""
     conf.reject_unknown(("cert_file", "key_file"))
@@ -449,27 +486,32 @@ def _worker_auth(conf: _Section) -> WorkerAuthConfig:
     return WorkerAuthConfig(tokens=tokens)
 
 
-def _modules(value: object) -> tuple[StreamModuleConfig | None, RestApiConfig | None]:
+_Modules = tuple[StreamModuleConfig | None, RestApiConfig | None, AdminConfig | None]
+
+
+def _modules(value: object) -> _Modules:
     """Read the ``modules:`` list; each provided class may appear once since the engine runs one of each."""
     if value is None:
-        return None, None
+        return None, None, None
     if not isinstance(value, list):
         raise ConfigError(f"modules: expected a list of {{class, config}} entries, got {_show(value)}")
-    stream: StreamModuleConfig | None = None
-    rest_api: RestApiConfig | None = None
+    found: dict[str, object] = {}
     first_index: dict[str, int] = {}
     for index, item in enumerate(value):
         entry = _Section(item, f"modules[{index}]")
         entry.reject_unknown(("class", "config"))
-        class_name = _class_of(entry, (STREAM_MODULE, REST_API_MODULE), _UNSUPPORTED_MODULES, "class")
+        class_name = _class_of(entry, (STREAM_MODULE, REST_API_MODULE, ADMIN_MODULE), _UNSUPPORTED_MODULES, "class")
         if class_name in first_index:
             entry.fail("class", f"{class_name} is listed twice (also modules[{first_index[class_name]}])")
         first_index[class_name] = index
-        if class_name == STREAM_MODULE:
-            stream = _stream_module(entry.section("config"))
-        else:
-            rest_api = _rest_api_module(entry.section("config"))
-    return stream, rest_api
+        found[class_name] = _MODULE_READERS[class_name](entry.section("config"))
+    return (cast(StreamModuleConfig | None, found.get(STREAM_MODULE)),
+            cast(RestApiConfig | None, found.get(REST_API_MODULE)),
+            cast(AdminConfig | None, found.get(ADMIN_MODULE)))
+
+
+_MODULE_READERS: dict[str, Callable[[_Section], object]] = {
+    STREAM_MODULE: _stream_module, REST_API_MODULE: _rest_api_module, ADMIN_MODULE: _admin_module}
 
 
 def _engine(data: object) -> EngineConfig:
@@ -477,12 +519,13 @@ def _engine(data: object) -> EngineConfig:
     top = _Section(data, "")
     if "workers" in top.data:  # the [H] format: reading it as [A] would silently run nothing
         top.fail("workers", "the newer iii format is not supported; use modules: with class: entries")
-    stream, rest_api = _modules(top.get("modules"))
+    stream, rest_api, admin = _modules(top.get("modules"))
     return EngineConfig(
         port=top.integer("port", 0, low=0, high=65535) or EngineConfig.port,  # 0 means default, as in iii
         host=top.text("host", EngineConfig.host),
         stream=stream,
         rest_api=rest_api,
+        admin=admin,
         invocation_timeout_ms=top.integer("invocation_timeout_ms", EngineConfig.invocation_timeout_ms),
         handshake_timeout_ms=top.integer("handshake_timeout_ms", EngineConfig.handshake_timeout_ms),
         max_connections=top.integer("max_connections", EngineConfig.max_connections),

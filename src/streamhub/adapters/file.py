@@ -66,6 +66,7 @@ import orjson
 
 from streamhub.adapters.base import EventListener, GapListener, StreamAdapter
 from streamhub.adapters.memory import MemoryAdapter, Record
+from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.positions import LogLimits
 from streamhub.errors import AdapterError, DataDirError
 
@@ -94,6 +95,7 @@ class FileAdapter(MemoryAdapter):
     Args:
         directory: where the journal and snapshot live; created if missing. One process at a time.
         compact_bytes: journal size past which the state is snapshotted and the journal restarted.
+        metrics: told of each group commit's write + fsync time and size.
     """
 
     def __init__(
@@ -102,8 +104,10 @@ class FileAdapter(MemoryAdapter):
         *,
         compact_bytes: int = 64 * 1024 * 1024,
         limits: LogLimits | None = None,
+        metrics: Metrics = NULL_METRICS,
     ) -> None:
         super().__init__(limits)
+        self._metrics = metrics
         self._dir = Path(directory)
         self._compact_bytes = compact_bytes
         self._lock_fd: int | None = None
@@ -128,6 +132,16 @@ class FileAdapter(MemoryAdapter):
             raise
         self._open = True
         await super().start(listener, on_gap)
+
+    async def health(self) -> str | None:
+        """Why writes would fail now, or None: closed, the last write failed, or the directory is read-only."""
+        if not self._open:
+            return f"file store {self._dir} is not open"
+        if self._out_of_sync:
+            return f"file store {self._dir}: the last write failed; the next one retries"
+        if not await asyncio.to_thread(os.access, self._dir, os.W_OK):
+            return f"file store {self._dir} is not writable"
+        return None
 
     async def close(self) -> None:
         self._open = False
@@ -174,7 +188,8 @@ class FileAdapter(MemoryAdapter):
             if state is not None:
                 await asyncio.to_thread(self._rebase, state)
             else:
-                await asyncio.to_thread(self._append, b"".join(line for line, _ in batch))
+                seconds = await asyncio.to_thread(self._append, b"".join(line for line, _ in batch))
+                self._metrics.fsync(seconds, len(batch))
         except BaseException as exc:
             self._out_of_sync = True
             _fail(batch, f"file store {self._dir}: write failed ({exc!r}); the outcome of this write is unknown")
@@ -194,15 +209,18 @@ class FileAdapter(MemoryAdapter):
 
     # File work (runs in a worker thread)
 
-    def _append(self, data: bytes) -> None:
+    def _append(self, data: bytes) -> float:
+        """Write and fsync one batch; returns the seconds both took."""
         with self._io_lock:
             if self._fd is None:
                 raise OSError(f"journal {self._gen} is not open")
+            started = time.perf_counter()
             view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view) :]
             os.fsync(self._fd)
             self._size += len(data)
+            return time.perf_counter() - started
 
     def _rebase(self, state: State) -> None:
         """Write ``state`` as the snapshot, then continue in a fresh journal generation."""

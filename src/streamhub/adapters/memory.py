@@ -64,6 +64,10 @@ class MemoryAdapter:
         self._listener = listener
         self._sweeper = asyncio.create_task(self._sweep(), name="streamhub-change-log-sweeper")
 
+    async def health(self) -> str | None:
+        """Why the store cannot take writes now, or None (readiness probe): memory can while started."""
+        return None if self._listener is not None else "the in-memory store is not started"
+
     async def close(self) -> None:
         self._listener = None
         if self._sweeper is not None:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import orjson
 
 from streamhub.adapters.base import EventListener, GapListener
+from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.model import StreamEvent
 from streamhub.errors import AdapterError
 
@@ -57,11 +58,13 @@ class Subscriber:
         where: names the server in log lines and errors (no credentials).
         health_interval: idle seconds before a PING; no answer within as long again means a dead connection.
         timeout: seconds ``watch`` waits for a SUBSCRIBE to be confirmed (``start``: at least 5 s).
+        metrics: told of each reconnection after a break.
     """
 
     def __init__(self, new_link: Callable[[], Link], listener: EventListener, on_gap: GapListener | None, *,
-                 where: str, health_interval: float, timeout: float) -> None:
+                 where: str, health_interval: float, timeout: float, metrics: Metrics = NULL_METRICS) -> None:
         self._new_link = new_link
+        self._metrics = metrics
         self._listener = listener
         self._on_gap = on_gap
         self._where = where
@@ -92,6 +95,11 @@ class Subscriber:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    @property
+    def connected(self) -> bool:
+        """True while the pub/sub connection is up (readiness probe)."""
+        return self._link is not None
 
     async def watch(self, channel: bytes, stream: str, group: str) -> None:
         """Subscribe to a group's channel; returns once Redis confirmed (or the connection is down).
@@ -147,6 +155,7 @@ class Subscriber:
         channels = list(self._wanted)
         if self._connections:
             self._gapped = set(channels)
+            self._metrics.redis_reconnected()
             log.info("Redis pub/sub at %s reconnected; resubscribing %d groups", self._where, len(channels))
         self._connections += 1
         self._link = link  # from here on, watch() sends its own SUBSCRIBE

@@ -45,6 +45,7 @@ from redis.backoff import NoBackoff
 from streamhub.adapters.base import EventListener, GapListener, StreamAdapter
 from streamhub.adapters.keys import RedisKeys, decode_name, encode_name
 from streamhub.adapters.pubsub import Subscriber
+from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.model import CREATE, DELETE, UPDATE, Change, ItemRef, StreamEvent, now_ms
 from streamhub.core.positions import LogLimits, Position, missed_events, new_epoch
 from streamhub.core.update_ops import UpdateOp, apply_ops
@@ -73,12 +74,14 @@ class RedisAdapter:
         connect_timeout: seconds to wait for a TCP connection.
         health_interval: idle seconds after which the pub/sub connection is PINGed.
         max_connections: command connections kept open to Redis.
+        metrics: told of failed commands and pub/sub reconnections.
     """
 
     def __init__(self, url: str, key_prefix: str = "streamhub:", *, timeout: float = 2.0,
                  connect_timeout: float = 1.0, health_interval: float = 1.0, max_connections: int = 64,
-                 limits: LogLimits | None = None) -> None:
+                 limits: LogLimits | None = None, metrics: Metrics = NULL_METRICS) -> None:
         self.where = _redact(url)
+        self._metrics = metrics
         limits = limits or LogLimits()
         # Script arguments every change carries: a candidate epoch (used once per group), the log bounds.
         self._log_args = [new_epoch(), str(limits.size), str(max(1, int(limits.age * 1000)))]
@@ -109,8 +112,19 @@ class RedisAdapter:
         """Check Redis answers, then open the pub/sub connection; raises ``AdapterError`` if unreachable."""
         await self._call("connecting", self._redis.ping())
         self._subscriber = Subscriber(self._link, listener, on_gap, where=self.where,
-                                      health_interval=self._health, timeout=self._timeout)
+                                      health_interval=self._health, timeout=self._timeout,
+                                      metrics=self._metrics)
         await self._subscriber.start()
+
+    async def health(self) -> str | None:
+        """Why Redis cannot serve now, or None: a PING must answer and the pub/sub connection be up."""
+        try:
+            await self._call("checking readiness", self._redis.ping())
+        except AdapterError as exc:
+            return exc.message
+        if self._subscriber is None or not self._subscriber.connected:
+            return f"Redis at {self.where}: the pub/sub connection is down (reconnecting)"
+        return None
 
     async def close(self) -> None:
         """Drop the subscription and every connection (every acknowledged write is already in Redis)."""
@@ -282,11 +296,14 @@ class RedisAdapter:
         try:
             return await command
         except exceptions.ConnectionError as exc:
+            self._metrics.redis_error("connection")
             raise AdapterError(f"Redis at {self.where} unreachable while {what}: {exc}", temporary=True) from exc
         except exceptions.TimeoutError as exc:
+            self._metrics.redis_error("timeout")
             raise AdapterError(f"Redis at {self.where} did not answer within {self._timeout}s while {what} "
                                "(a write may or may not have been applied)", temporary=True) from exc
         except exceptions.RedisError as exc:
+            self._metrics.redis_error("error")
             raise AdapterError(f"Redis at {self.where} failed while {what}: {exc}") from exc
 
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from streamhub.adapters.base import StreamAdapter
+from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.positions import Position
 from streamhub.core.triggers import LEAVE, TriggerIndex
 from streamhub.engine.hub import Hold, Hub, Subscription
@@ -65,8 +66,9 @@ class ClientSessions:
     """Joins, leaves and disconnects of every client connection."""
 
     def __init__(self, hub: Hub, adapter: StreamAdapter, triggers: TriggerIndex, call: Call,
-                 join_timeout: float) -> None:
+                 join_timeout: float, metrics: Metrics = NULL_METRICS) -> None:
         self._hub = hub
+        self._metrics = metrics
         self._adapter = adapter
         self._triggers = triggers
         self._call = call
@@ -78,10 +80,12 @@ class ClientSessions:
     async def join(self, conn: ClientConnection, sub: SubscriptionData) -> None:
         """Subscribe ``conn`` unless over its cap or a join guard refuses; sends ``sync`` then live events."""
         if _over_cap(conn, sub):
+            self._metrics.join_refused("cap")
             conn.send(error_frame(_too_many(conn, sub), sub.subscriptionId))
             return
         refusal = await self._guards.refusal(sub.streamName, sub.groupId, _payload(conn, sub))
         if refusal is not None:
+            self._metrics.join_refused(refusal)
             conn.send(unauthorized_wrapper(sub, refusal))
             return
         replaced = conn.session.opened(sub)
@@ -95,10 +99,13 @@ class ClientSessions:
             first, floor = await self._catch_up(sub)
         except StreamhubError as exc:
             log.warning("snapshot of %s/%s failed: %s", sub.streamName, sub.groupId, exc)
+            self._metrics.join_refused("error")
             conn.session.closed(sub.subscriptionId)
             await self._unregister(conn, sub)
             conn.send(error_frame(exc, sub.subscriptionId))
             return
+        self._metrics.joined()
+        self._metrics.sent("stream", sum(len(frame) for frame in first))
         await live.go_live(first, floor, held)
 
     async def leave(self, conn: ClientConnection, sub: SubscriptionData) -> None:
@@ -106,6 +113,7 @@ class ClientSessions:
         await self._fire_leave(conn, sub)
         open_sub = conn.session.closed(sub.subscriptionId)
         if open_sub is not None:
+            self._metrics.left()
             await self._unregister(conn, open_sub)
 
     async def disconnect(self, conn: ClientConnection) -> None:
@@ -114,6 +122,7 @@ class ClientSessions:
         remaining = list(conn.session.subscriptions.values())
         conn.session.subscriptions.clear()
         for sub in remaining:
+            self._metrics.left()
             await self._unregister(conn, sub)
         for sub in remaining:
             await self._fire_leave(conn, sub)
@@ -196,13 +205,17 @@ class ClientSessions:
             try:
                 await self._call(trigger.function_id, _payload(conn, sub), self._timeout)
             except Exception as exc:
+                self._metrics.trigger_ran(LEAVE, False)
                 log.warning("leave trigger %s failed: %s", trigger.function_id, exc)
+            else:
+                self._metrics.trigger_ran(LEAVE, True)
 
     async def _catch_up(self, sub: SubscriptionData) -> tuple[list[bytes], int]:
         """The frames that bring the client up to date, and the offset they reach."""
         if sub.position is not None:
             since = Position(sub.position.epoch, sub.position.offset)
             replay = await self._adapter.replay(sub.streamName, sub.groupId, since)
+            self._metrics.resumed(replay is not None)
             if replay is not None:
                 events, reached = replay
                 frames = [text_frame(encode(recovered_wrapper(sub, reached)))]

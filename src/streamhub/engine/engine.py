@@ -7,10 +7,12 @@ Transports sit outside: they turn sockets into calls of ``Engine.call``, ``Engin
 from __future__ import annotations
 
 import logging
+import time
 from types import TracebackType
 from typing import Any
 
 from streamhub.adapters.base import StreamAdapter
+from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.triggers import TriggerIndex
 from streamhub.core.values import DEFAULT_MAX_DEPTH
 from streamhub.engine.client_sessions import ClientSessions
@@ -18,6 +20,7 @@ from streamhub.engine.functions import FunctionRegistry
 from streamhub.engine.hub import Hub
 from streamhub.engine.invocations import Invocations
 from streamhub.engine.stream_functions import StreamFunctions
+from streamhub.engine.timed_adapter import TimedAdapter
 from streamhub.engine.trigger_runner import TriggerRunner
 from streamhub.engine.workers import WorkerSessions
 
@@ -34,21 +37,26 @@ class Engine:
         invocation_timeout: seconds a worker function may take before the caller gets ``InvocationTimeout``.
         join_timeout: seconds a join/leave trigger may take.
         max_value_depth: nesting limit of every value entering a store or passed on from a REST body.
+        metrics: the observability seam (``core.metrics``); the default counts nothing and times nothing.
     """
 
     def __init__(self, adapter: StreamAdapter, *, invocation_timeout: float = 30.0,
-                 join_timeout: float = 10.0, max_value_depth: int = DEFAULT_MAX_DEPTH) -> None:
+                 join_timeout: float = 10.0, max_value_depth: int = DEFAULT_MAX_DEPTH,
+                 metrics: Metrics = NULL_METRICS) -> None:
         self.adapter = adapter
         self.invocation_timeout = invocation_timeout
         self.max_value_depth = max_value_depth
-        self.hub = Hub()
+        self.metrics = metrics
+        store: StreamAdapter = TimedAdapter(adapter, metrics) if metrics.enabled else adapter
+        self.hub = Hub(metrics)
         self.functions = FunctionRegistry()
         self.triggers = TriggerIndex()
         self.invocations = Invocations()
-        self.runner = TriggerRunner(self.call, self.triggers, timeout=invocation_timeout)
-        self.clients = ClientSessions(self.hub, adapter, self.triggers, self.call, join_timeout)
+        self.runner = TriggerRunner(self.call, self.triggers, timeout=invocation_timeout, metrics=metrics)
+        self.clients = ClientSessions(self.hub, store, self.triggers, self.call, join_timeout, metrics)
         self.workers = WorkerSessions(self)
-        builtins = StreamFunctions(adapter, self.runner.submit, max_value_depth=max_value_depth).builtins()
+        builtins = StreamFunctions(store, self.runner.submit, max_value_depth=max_value_depth,
+                                   metrics=metrics).builtins()
         for function_id, handler in builtins.items():
             self.functions.add_builtin(function_id, handler)
 
@@ -83,6 +91,18 @@ class Engine:
             FunctionNotFound, InvalidRequest, InvocationError, AdapterError: with a wire ``code``.
         """
         target = self.functions.resolve(function_id)
-        if callable(target):
-            return await target(data)
-        return await self.invocations.invoke(target, function_id, data, timeout or self.invocation_timeout)
+        if not self.metrics.enabled:
+            if callable(target):
+                return await target(data)
+            return await self.invocations.invoke(target, function_id, data, timeout or self.invocation_timeout)
+        started = time.perf_counter()
+        ok = False
+        try:
+            if callable(target):
+                result = await target(data)
+            else:
+                result = await self.invocations.invoke(target, function_id, data, timeout or self.invocation_timeout)
+            ok = True
+            return result
+        finally:
+            self.metrics.function_called(function_id, time.perf_counter() - started, ok)

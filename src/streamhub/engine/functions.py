@@ -73,6 +73,14 @@ class FunctionRegistry:
             return builtin
         raise FunctionNotFound(function_id)
 
+    def remote(self) -> dict[str, WorkerLink]:
+        """Every worker-served function id and its worker (a copy; for the admin console)."""
+        return dict(self._remote)
+
+    def builtin_ids(self) -> list[str]:
+        """The ids the engine itself answers."""
+        return list(self._builtins)
+
     def is_builtin(self, function_id: str) -> bool:
         """True if the engine itself answers ``function_id`` (no worker shadows it)."""
         return function_id in self._builtins and function_id not in self._remote

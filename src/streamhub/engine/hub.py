@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.model import StreamEvent
 from streamhub.engine.outbox import Outbox
 from streamhub.protocol.client_messages import SubscriptionData
@@ -87,8 +88,9 @@ class Subscription:
 class Hub:
     """Routes events to the subscriptions of their group."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics = NULL_METRICS) -> None:
         self._groups: dict[GroupKey, dict[Hashable, Subscription]] = {}
+        self._metrics = metrics
         self.delivered = 0  # frames handed to outboxes; for metrics and benchmarks
 
     def add(self, key: Hashable, stream: str, group: str, sub: Subscription) -> bool:
@@ -126,6 +128,10 @@ class Hub:
         """Every group with at least one subscription."""
         return list(self._groups)
 
+    def subscription_count(self) -> int:
+        """Open subscriptions of every group (read when metrics are scraped, not kept up to date)."""
+        return sum(len(subs) for subs in self._groups.values())
+
     def dispatch(self, event: StreamEvent) -> None:
         """Deliver ``event`` to every matching subscription of its group; encodes it at most once."""
         subs = self._groups.get((event.stream, event.group))
@@ -140,3 +146,4 @@ class Hub:
                 sub.deliver(frame, offset)
                 count += 1
         self.delivered += count
+        self._metrics.delivered(count, count * len(frame))  # once per event, however many subscribers

@@ -144,6 +144,11 @@ class Outbox:
         while not self.closed and self._pending + self._buffered() > self._max // 2:  # noqa: ASYNC110
             await asyncio.sleep(_DRAIN_POLL)
 
+    @property
+    def backlog(self) -> int:
+        """Bytes queued here plus those the transport holds unsent (read when metrics are scraped)."""
+        return 0 if self.closed else self._pending + self._buffered()
+
     def cut_off(self) -> None:
         """Give up on this client now (it cannot keep up): close and notify the transport."""
         if not self.closed:

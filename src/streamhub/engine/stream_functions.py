@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from streamhub.adapters.base import StreamAdapter
+from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.model import CUSTOM, Change, ItemRef, StreamEvent
 from streamhub.core.names import validate_name
 from streamhub.core.update_ops import parse_ops
@@ -30,13 +31,15 @@ class StreamFunctions:
         adapter: where items live.
         on_change: awaited with every event a call produced (after the adapter acknowledged it).
         max_value_depth: nesting limit of stored and sent values (``max_value_depth`` of the stream module).
+        metrics: told of every event written, by type.
     """
 
     def __init__(self, adapter: StreamAdapter, on_change: Callable[[StreamEvent], Awaitable[None]], *,
-                 max_value_depth: int = DEFAULT_MAX_DEPTH) -> None:
+                 max_value_depth: int = DEFAULT_MAX_DEPTH, metrics: Metrics = NULL_METRICS) -> None:
         self._adapter = adapter
         self._on_change = on_change
         self._max_depth = max_value_depth
+        self._metrics = metrics
 
     def builtins(self) -> dict[str, Builtin]:
         """Every function under its ``stream::NAME`` and ``stream.NAME`` ids."""
@@ -110,13 +113,16 @@ class StreamFunctions:
         event = StreamEvent(_name(payload, "stream_name"), _name(payload, "group_id"), item, CUSTOM,
                             payload.get("data"), custom_type)
         check_value(event.data, "stream.send: data", self._max_depth)
-        await self._on_change(await self._adapter.send(event))
+        sent = await self._adapter.send(event)
+        self._metrics.event_written(CUSTOM)
+        await self._on_change(sent)
         return None
 
     # Private
 
     async def _report(self, change: Change) -> None:
         if change.event is not None:
+            self._metrics.event_written(change.event.kind)
             await self._on_change(change.event)
 
 

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.model import StreamEvent
 from streamhub.core.triggers import Trigger, TriggerIndex
 
@@ -32,17 +33,24 @@ class TriggerRunner:
         timeout: seconds a condition or handler may take.
         queue_size: events that may wait for their triggers before writers are slowed down.
         concurrency: trigger invocations that may run at once.
+        metrics: told of every trigger run and whether it failed.
     """
 
     def __init__(self, call: Call, triggers: TriggerIndex, *, timeout: float,
-                 queue_size: int = 10_000, concurrency: int = 16) -> None:
+                 queue_size: int = 10_000, concurrency: int = 16, metrics: Metrics = NULL_METRICS) -> None:
         self._call = call
+        self._metrics = metrics
         self._triggers = triggers
         self._timeout = timeout
         self._queue: asyncio.Queue[tuple[dict[str, Any], list[Trigger]]] = asyncio.Queue(queue_size)
         self._concurrency = concurrency
         self._tasks: list[asyncio.Task[None]] = []
         self.failures = 0  # handler or condition errors, for tests and metrics
+
+    @property
+    def queue_depth(self) -> int:
+        """Events waiting for their triggers to run."""
+        return self._queue.qsize()
 
     def start(self) -> None:
         """Start the worker tasks."""
@@ -80,6 +88,8 @@ class TriggerRunner:
                 if verdict is False:
                     return
             await self._call(trigger.function_id, payload, self._timeout)
+            self._metrics.trigger_ran(trigger.type, True)
         except Exception as exc:
             self.failures += 1
+            self._metrics.trigger_ran(trigger.type, False)
             log.warning("trigger %s (%s -> %s) failed: %s", trigger.id, trigger.type, trigger.function_id, exc)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from streamhub.core.triggers import BUILTIN_TYPES, RESERVED_TYPES, canonical_type
-from streamhub.engine.functions import NO_RESULT, WorkerLink
+from streamhub.core.triggers import BUILTIN_TYPES, RESERVED_TYPES, TriggerIndex, canonical_type
+from streamhub.engine.functions import NO_RESULT, FunctionRegistry, WorkerLink
+from streamhub.engine.invocations import Invocations
 from streamhub.errors import StreamhubError
 from streamhub.protocol.worker_messages import (
     UNSET,
@@ -34,20 +35,35 @@ from streamhub.protocol.worker_messages import (
     WorkerMessage,
 )
 
-if TYPE_CHECKING:
-    from streamhub.engine.engine import Engine
-
-__all__ = ["REGISTER_WORKER", "WorkerSessions"]
+__all__ = ["REGISTER_WORKER", "WorkerHost", "WorkerSessions"]
 
 log = logging.getLogger(__name__)
 
 REGISTER_WORKER = "engine::workers::register"
 
 
+class WorkerHost(Protocol):
+    """What worker messages act on: the registries, the calls in flight, and a way to call any function.
+
+    ``Engine`` provides it; naming only these keeps this module from importing the engine (no import cycle).
+    """
+
+    @property
+    def functions(self) -> FunctionRegistry: ...
+
+    @property
+    def triggers(self) -> TriggerIndex: ...
+
+    @property
+    def invocations(self) -> Invocations: ...
+
+    async def call(self, function_id: str, data: Any, timeout: float | None = None) -> Any: ...
+
+
 class WorkerSessions:
     """Applies worker messages to the engine and cleans up after a worker leaves."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: WorkerHost) -> None:
         self._engine = engine
         # Trigger types defined by workers: registrations of these are forwarded to the owner.
         self._custom_types: dict[str, WorkerLink] = {}

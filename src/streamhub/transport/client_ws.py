@@ -73,9 +73,11 @@ class ClientEndpoint:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Check the Origin, authenticate, upgrade, then serve the connection until it closes."""
         if (refusal := self._origins.refusal(request)) is not None:
+            self._engine.metrics.connection_refused("stream", "origin")
             return refusal
         decision = await self._authenticate(request)
         if not decision.allowed:
+            self._engine.metrics.connection_refused("stream", "auth")
             return web.json_response({"error": "unauthorized", "message": decision.reason}, status=401)
         ws = web.WebSocketResponse(
             max_msg_size=self._settings.max_message_size,
@@ -115,6 +117,7 @@ class ClientEndpoint:
 
         def cut_off() -> None:
             log.warning("client %s cannot keep up; closing with %d", connection_id, close_codes.TRY_AGAIN_LATER)
+            self._engine.metrics.cut_off("stream")
             self._closers.spawn(_close_slow(ws, transport))
 
         outbox = Outbox(socket_writer(transport), transport.get_write_buffer_size, cut_off,

@@ -39,6 +39,8 @@ __all__ = ["RestApi", "RestApiSettings"]
 log = logging.getLogger(__name__)
 
 _RESPONSE_KEYS = frozenset({"status_code", "body", "headers"})
+_UNMATCHED = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,16 +70,38 @@ class RestApi:
 
     def routes(self) -> list[web.RouteDef]:
         """One catch-all route: matching happens against the live trigger table."""
-        return [web.route("*", "/{tail:.*}", self.handle)]
+        return [web.route("*", "/{tail:.*}", self._counted)]
+
+    async def _counted(self, request: web.Request) -> web.StreamResponse:
+        """``handle``, reported to the metrics seam by registered route (never by raw path) and status."""
+        metrics = self._engine.metrics
+        if not metrics.enabled:
+            return await self.handle(request)
+        match = self._engine.triggers.routes.match(request.method, request.path)  # matched once, used twice
+        route = match.route.pattern if match is not None else _UNMATCHED
+        method = request.method if request.method in _METHODS else "other"  # the client picks the method
+        status = 500
+        try:
+            response = await self._respond(request, match)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            metrics.rest_request(method, route, status)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one request (CORS preflight, 404/405, 400 bad JSON, 408/413, the function's answer, 500/502/504)."""
+        return await self._respond(request, self._engine.triggers.routes.match(request.method, request.path))
+
+    async def _respond(self, request: web.Request, match: RouteMatch | None) -> web.StreamResponse:
+        """``handle`` once the route is matched (None: no route for this method and path)."""
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             response = self._cors(request, web.Response(status=204))
             _vary(response, "Access-Control-Request-Headers")  # echoed as the allowed headers
             return response
         routes = self._engine.triggers.routes
-        match = routes.match(request.method, request.path)
         if match is None:
             allowed = routes.methods_for(request.path)
             if allowed:

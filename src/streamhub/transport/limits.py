@@ -55,7 +55,7 @@ def _response(status: str, body: str, extra: str = "") -> bytes:
 class PortLimits:
     """What one port allows: seconds to deliver each request's headers, and open connections at once."""
 
-    name: str  # "worker", "stream" or "rest": used in log lines
+    name: str  # "worker", "stream", "rest" or "admin": used in log lines and metrics
     handshake_timeout: float
     max_connections: int
 
@@ -69,6 +69,9 @@ def port_limits(config: EngineConfig) -> dict[str, PortLimits]:
     if config.rest_api is not None:
         rest = config.rest_api
         limits["rest"] = PortLimits("rest", rest.handshake_timeout_ms / 1000, rest.max_connections)
+    if config.admin is not None:
+        admin = config.admin
+        limits["admin"] = PortLimits("admin", admin.handshake_timeout_ms / 1000, admin.max_connections)
     return limits
 
 
@@ -186,6 +189,8 @@ class ConnectionGuard:
         self._timers: dict[RequestHandler, asyncio.TimerHandle] = {}
         self._lingering: set[_Gate] = set()
         self._loop = asyncio.get_running_loop()
+        self.refused = 0  # connections answered 503 (max_connections), for metrics
+        self.timed_out = 0  # connections closed with 408 (handshake_timeout_ms), for metrics
         self.refusal = _response("503 Service Unavailable", f"too many connections on the {limits.name} port\n",
                                  "Retry-After: 1\r\n")
         self._timeout_reply = _response(
@@ -223,6 +228,7 @@ class ConnectionGuard:
     def admit(self) -> RequestHandler | None:
         """A fresh aiohttp handler with its header timer running, or None when the port is full."""
         if len(self._open) >= self._limits.max_connections:
+            self.refused += 1
             self._refused.hit()
             return None
         handler = self._server()
@@ -255,6 +261,7 @@ class ConnectionGuard:
         """No complete request line and headers in time: 408 and close."""
         if self._timers.pop(handler, None) is None:
             return
+        self.timed_out += 1
         self._timed_out.hit()
         transport = handler.transport
         if transport is not None and not transport.is_closing():

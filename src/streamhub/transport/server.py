@@ -9,32 +9,35 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from typing import Any
 
 from aiohttp import web
 
 from streamhub.adapters.base import StreamAdapter
+from streamhub.adapters.registry import build_adapter, memory_adapter
 from streamhub.config import (
-    KV_STORE,
-    REDIS_ADAPTER,
+    ADMIN_MODULE,
     REST_API_MODULE,
     STREAM_MODULE,
-    AdapterConfig,
+    AdminConfig,
     EngineConfig,
     RestApiConfig,
     StreamModuleConfig,
     TlsConfig,
 )
-from streamhub.core.positions import LogLimits
+from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.values import DEFAULT_MAX_DEPTH
 from streamhub.engine.engine import Engine
+from streamhub.engine.metrics import EngineMetrics
 from streamhub.errors import ConfigError
 from streamhub.transport.access import BearerTokens, is_loopback, tls_context
+from streamhub.transport.admin import AdminModule
 from streamhub.transport.client_ws import ClientEndpoint, ClientEndpointSettings
 from streamhub.transport.http_api import RestApi, RestApiSettings
 from streamhub.transport.limits import ConnectionGuard, port_limits, raise_open_files_limit, serve_app
 from streamhub.transport.worker_ws import WorkerEndpoint
 
-__all__ = ["Server", "build_adapter"]
+__all__ = ["Server"]
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +48,24 @@ class Server:
     Args:
         config: the validated configuration.
         adapter: overrides the adapter the config names (tests use this).
+        metrics: the observability seam every part of this engine reports to; by default it counts when the
+            admin module is configured (it exports the counts) and is a no-op otherwise.
     """
 
-    def __init__(self, config: EngineConfig, adapter: StreamAdapter | None = None) -> None:
+    def __init__(self, config: EngineConfig, adapter: StreamAdapter | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.config = config
         stream = config.stream
+        if metrics is None:
+            metrics = EngineMetrics() if config.admin is not None else NULL_METRICS
         if adapter is None:
-            adapter = build_adapter(stream.adapter) if stream is not None else _memory()
+            adapter = build_adapter(stream.adapter, metrics) if stream is not None else memory_adapter()
         self.engine = Engine(
             adapter,
             invocation_timeout=config.invocation_timeout_ms / 1000,
             join_timeout=(stream.join_timeout_ms / 1000) if stream else 10.0,
             max_value_depth=stream.max_value_depth if stream else DEFAULT_MAX_DEPTH,
+            metrics=metrics,
         )
         tokens = BearerTokens(config.worker_auth.tokens) if config.worker_auth is not None else None
         self.workers = WorkerEndpoint(self.engine, tokens)
@@ -87,6 +96,10 @@ class Server:
                     body_timeout=rest.body_timeout_ms / 1000,
                 ),
             )
+        self.admin: AdminModule | None = None
+        if config.admin is not None:
+            counts = metrics if isinstance(metrics, EngineMetrics) else EngineMetrics()
+            self.admin = AdminModule(self, config.admin, counts)
         self._runners: list[web.AppRunner] = []
         self._limits = port_limits(config)
         self.guards: dict[str, ConnectionGuard] = {}  # each port's connection count and header timer
@@ -103,6 +116,28 @@ class Server:
     @property
     def rest_port(self) -> int:
         return self.ports.get("rest", 0)
+
+    @property
+    def admin_port(self) -> int:
+        return self.ports.get("admin", 0)
+
+    def session_counts(self) -> dict[str, int]:
+        """Open WebSocket sessions per port (for metrics and the console)."""
+        clients = len(self.clients.connections) if self.clients is not None else 0
+        return {"stream": clients, "worker": len(self.workers.connections)}
+
+    def backlogs(self) -> dict[str, int]:
+        """Bytes queued to each port's connections and not yet read (walks every connection: scrape time only)."""
+        clients = self.clients.connections.values() if self.clients is not None else ()
+        return {"stream": sum(conn.outbox.backlog for conn in clients),
+                "worker": sum(worker.backlog for worker in self.workers.connections.values())}
+
+    def worker_ids(self) -> list[str]:
+        return list(self.workers.connections)
+
+    def worker_descriptions(self) -> dict[str, dict[str, Any]]:
+        """What each worker said about itself in ``engine::workers::register``."""
+        return dict(self.engine.workers.descriptions)
 
     async def start(self) -> None:
         """Bind every port, start the engine, raise the open-files limit, serve; ``ConfigError`` if a port is taken.
@@ -157,22 +192,25 @@ class Server:
                     f"{REST_API_MODULE} config.port",
                 )
             )
+        if config.admin is not None and self.admin is not None:
+            endpoints.append(("admin", self.admin.routes(), config.admin.host, config.admin.port,
+                              f"{ADMIN_MODULE} config.port"))
         return endpoints
 
     def url(self, name: str) -> str:
-        """How to reach a bound port (``worker``, ``stream``, ``rest``): ``wss://``/``https://`` when it has TLS."""
+        """How to reach a bound port (``worker``, ``stream``, ``rest``, ``admin``): ``wss://``/``https://`` with TLS."""
         config = self.config
-        module = {"worker": config, "stream": config.stream, "rest": config.rest_api}[name]
+        module = {"worker": config, "stream": config.stream, "rest": config.rest_api, "admin": config.admin}[name]
         host = module.host if module is not None else ""
         host = f"[{host}]" if ":" in host else host
-        scheme = "http" if name == "rest" else "ws"
+        scheme = "http" if name in ("rest", "admin") else "ws"
         secure = module is not None and module.tls is not None
         return f"{scheme}{'s' if secure else ''}://{host}:{self.ports.get(name, 0)}"
 
     def _tls_contexts(self) -> dict[str, ssl.SSLContext]:
         """One SSL context per port that has ``tls``; a bad file raises ConfigError naming its key."""
         configured = {"worker": self.config.tls, "stream": _tls_of(self.config.stream),
-                      "rest": _tls_of(self.config.rest_api)}
+                      "rest": _tls_of(self.config.rest_api), "admin": _tls_of(self.config.admin)}
         return {name: tls_context(tls) for name, tls in configured.items() if tls is not None}
 
     def _warn_if_workers_exposed(self, sock: socket.socket) -> None:
@@ -223,29 +261,6 @@ def _listen(host: str, port: int, key: str) -> socket.socket:
     return sock
 
 
-def build_adapter(config: AdapterConfig) -> StreamAdapter:
-    """Instantiate the adapter a config names (importing only the backend it needs)."""
-    limits = LogLimits(size=config.change_log_size, age=config.change_log_age_ms / 1000)
-    if config.class_name == KV_STORE:
-        if config.store_method == "file_based":
-            from streamhub.adapters.file import FileAdapter
-
-            return FileAdapter(config.file_path, limits=limits)
-        from streamhub.adapters.memory import MemoryAdapter
-
-        return MemoryAdapter(limits)
-    if config.class_name == REDIS_ADAPTER:
-        from streamhub.adapters.redis import RedisAdapter
-
-        return RedisAdapter(config.redis_url, config.key_prefix, limits=limits)
-    raise ConfigError(f"adapter class {config.class_name} is not available in this build")
-
-
-def _tls_of(module: StreamModuleConfig | RestApiConfig | None) -> TlsConfig | None:
+def _tls_of(module: StreamModuleConfig | RestApiConfig | AdminConfig | None) -> TlsConfig | None:
     return module.tls if module is not None else None
 
-
-def _memory() -> StreamAdapter:
-    from streamhub.adapters.memory import MemoryAdapter
-
-    return MemoryAdapter()

@@ -15,6 +15,7 @@ import uuid
 
 from aiohttp import WSMsgType, web
 
+from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.engine.engine import Engine
 from streamhub.engine.outbox import Outbox
 from streamhub.errors import InvocationError, ProtocolViolation
@@ -46,13 +47,21 @@ _TELEMETRY_PREFIXES = (b"OTLP", b"MTRC", b"LOGS")
 class WorkerConnection:
     """One connected worker: the engine's ``WorkerLink``."""
 
-    def __init__(self, worker_id: str, outbox: Outbox) -> None:
+    def __init__(self, worker_id: str, outbox: Outbox, metrics: Metrics = NULL_METRICS) -> None:
         self.worker_id = worker_id
         self._outbox = outbox
+        self._metrics = metrics
+
+    @property
+    def backlog(self) -> int:
+        """Bytes queued to this worker and not yet read by it."""
+        return self._outbox.backlog
 
     def send(self, message: WorkerMessage) -> None:
         """Queue a message to the worker."""
-        self._outbox.put(text_frame(encode_worker_message(message)))
+        frame = text_frame(encode_worker_message(message))
+        self._metrics.sent("worker", len(frame))
+        self._outbox.put(frame)
 
 
 class WorkerEndpoint:
@@ -75,6 +84,7 @@ class WorkerEndpoint:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Serve one worker until it disconnects, then forget everything it registered."""
         if self._tokens is not None and (refusal := self._tokens.refusal(request)) is not None:
+            self._engine.metrics.connection_refused("worker", "auth")
             return refusal
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_SIZE, compress=False, timeout=5.0)
         await ws.prepare(request)
@@ -117,11 +127,12 @@ class WorkerEndpoint:
 
         def cut_off() -> None:
             log.warning("worker %s cannot keep up; closing", worker_id)
+            self._engine.metrics.cut_off("worker")
             self._closers.spawn(_close(ws))
 
         outbox = Outbox(socket_writer(transport), transport.get_write_buffer_size, cut_off, MAX_PENDING_BYTES,
                         urgent=True)
-        worker = WorkerConnection(worker_id, outbox)
+        worker = WorkerConnection(worker_id, outbox, self._engine.metrics)
         self.connections[worker_id] = worker
         return worker
 

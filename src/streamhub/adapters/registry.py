@@ -1,0 +1,64 @@
+"""Which adapter class a config's ``adapter.class`` names, and how to build it.
+
+Why a registry: the transport only binds ports, so it should not know every backend; a new adapter registers
+its factory here (and passes ``tests/adapters/test_contract.py``). Factories import their backend lazily, so an
+engine on the embedded store never loads the Redis client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from streamhub.adapters.base import StreamAdapter
+from streamhub.config import KV_STORE, REDIS_ADAPTER, AdapterConfig
+from streamhub.core.metrics import NULL_METRICS, Metrics
+from streamhub.core.positions import LogLimits
+from streamhub.errors import ConfigError
+
+__all__ = ["ADAPTERS", "AdapterFactory", "build_adapter", "memory_adapter"]
+
+AdapterFactory = Callable[[AdapterConfig, Metrics], StreamAdapter]
+
+
+def _limits(config: AdapterConfig) -> LogLimits:
+    return LogLimits(size=config.change_log_size, age=config.change_log_age_ms / 1000)
+
+
+def _kv_store(config: AdapterConfig, metrics: Metrics) -> StreamAdapter:
+    if config.store_method == "file_based":
+        from streamhub.adapters.file import FileAdapter
+
+        return FileAdapter(config.file_path, limits=_limits(config), metrics=metrics)
+    from streamhub.adapters.memory import MemoryAdapter
+
+    return MemoryAdapter(_limits(config))
+
+
+def _redis(config: AdapterConfig, metrics: Metrics) -> StreamAdapter:
+    from streamhub.adapters.redis import RedisAdapter
+
+    return RedisAdapter(config.redis_url, config.key_prefix, limits=_limits(config), metrics=metrics)
+
+
+ADAPTERS: dict[str, AdapterFactory] = {KV_STORE: _kv_store, REDIS_ADAPTER: _redis}
+"""Adapter class name (as written in config.yaml) -> factory."""
+
+
+def build_adapter(config: AdapterConfig, metrics: Metrics = NULL_METRICS) -> StreamAdapter:
+    """Instantiate the adapter a config names, reporting to ``metrics``.
+
+    Raises:
+        ConfigError: no factory is registered under ``config.class_name``.
+    """
+    factory = ADAPTERS.get(config.class_name)
+    if factory is None:
+        raise ConfigError(f"adapter class {config.class_name} is not available in this build "
+                          f"(available: {', '.join(sorted(ADAPTERS))})")
+    return factory(config, metrics)
+
+
+def memory_adapter() -> StreamAdapter:
+    """The store of an engine without a stream module: nothing is stored, but the stream functions still answer."""
+    from streamhub.adapters.memory import MemoryAdapter
+
+    return MemoryAdapter()
