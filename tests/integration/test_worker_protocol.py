@@ -121,7 +121,8 @@ async def test_worker_metadata_is_recorded_and_dropped_on_disconnect(server: Ser
     async with TestWorker(worker_url(server)) as worker:
         await worker.send({"type": "invokefunction", "function_id": "engine::workers::register",
                            "data": {"runtime": "node", "name": "w1", "version": "0.22.1"}, "action": {"type": "void"}})
-        assert await worker.call("engine::workers::register", {"runtime": "python", "name": "w1"}) is None
+        answer = await worker.call("engine::workers::register", {"runtime": "python", "name": "w1"})
+        assert answer == {"success": True}
         assert server.engine.workers.descriptions[worker.worker_id or ""]["runtime"] == "python"
         assert worker.other.empty()
     for _ in range(100):

@@ -169,8 +169,8 @@ async def test_refused_trigger_raises_when_awaited(client: Client) -> None:
     await client.register_function("f", lambda event: None)
     with pytest.raises(RegistrationError, match=r"config.stream_name is required"):
         await client.register_trigger("stream", "f", {})
-    with pytest.raises(RegistrationError, match="Trigger type cron not found"):
-        await client.register_trigger("cron", "f", {"expression": "* * * * *"})
+    held = await client.register_trigger("cron", "f", {"expression": "* * * * *"})  # no provider yet: held, as iii
+    held.unregister()
     accepted = await client.register_trigger("stream", "f", {"stream_name": "todos"})
     accepted.unregister()
 

@@ -15,13 +15,17 @@ from streamhub.adapters.base import StreamAdapter
 from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.triggers import TriggerIndex
 from streamhub.core.values import DEFAULT_MAX_DEPTH
+from streamhub.engine.catalog import Catalog
 from streamhub.engine.client_sessions import ClientSessions
-from streamhub.engine.functions import FunctionRegistry
+from streamhub.engine.engine_events import EngineEvents
+from streamhub.engine.functions import FunctionMeta, FunctionRegistry
 from streamhub.engine.hub import Hub
+from streamhub.engine.introspection import Introspection
 from streamhub.engine.invocations import Invocations
-from streamhub.engine.stream_functions import StreamFunctions
+from streamhub.engine.stream_functions import DESCRIPTIONS, StreamFunctions
 from streamhub.engine.timed_adapter import TimedAdapter
 from streamhub.engine.trigger_runner import TriggerRunner
+from streamhub.engine.trigger_types import WorkerTriggerTypes
 from streamhub.engine.workers import WorkerSessions
 
 __all__ = ["Engine"]
@@ -38,11 +42,13 @@ class Engine:
         join_timeout: seconds a join/leave trigger may take.
         max_value_depth: nesting limit of every value entering a store or passed on from a REST body.
         metrics: the observability seam (``core.metrics``); the default counts nothing and times nothing.
+        functions_available_delay: seconds after a change of the function set before
+            ``engine::functions-available`` fires (one call per burst of registrations).
     """
 
     def __init__(self, adapter: StreamAdapter, *, invocation_timeout: float = 30.0,
                  join_timeout: float = 10.0, max_value_depth: int = DEFAULT_MAX_DEPTH,
-                 metrics: Metrics = NULL_METRICS) -> None:
+                 metrics: Metrics = NULL_METRICS, functions_available_delay: float = 0.25) -> None:
         self.adapter = adapter
         self.invocation_timeout = invocation_timeout
         self.max_value_depth = max_value_depth
@@ -54,19 +60,29 @@ class Engine:
         self.invocations = Invocations()
         self.runner = TriggerRunner(self.call, self.triggers, timeout=invocation_timeout, metrics=metrics)
         self.clients = ClientSessions(self.hub, store, self.triggers, self.call, join_timeout, metrics)
+        self.trigger_types = WorkerTriggerTypes()
+        self.catalog = Catalog(self)
+        self.events = EngineEvents(self.call, lambda: [row.summary() for row in self.catalog.functions()],
+                                   delay=functions_available_delay)
+        self.functions.on_change = self.events.functions_changed
         self.workers = WorkerSessions(self)
         builtins = StreamFunctions(store, self.runner.submit, max_value_depth=max_value_depth,
                                    metrics=metrics).builtins()
-        for function_id, handler in builtins.items():
-            self.functions.add_builtin(function_id, handler)
+        for function_id, handler in builtins.items():  # ``stream.NAME`` are aliases: callable, not listed
+            self.functions.add_builtin(function_id, handler, FunctionMeta(description=DESCRIPTIONS.get(function_id)),
+                                       listed=function_id in DESCRIPTIONS)
+        for function_id, (handler, meta) in Introspection(self.catalog).builtins().items():
+            self.functions.add_builtin(function_id, handler, meta)
 
     async def start(self) -> None:
         """Open the adapter and start delivering events and running triggers."""
         await self.adapter.start(self.hub.dispatch, self.clients.resync)
         self.runner.start()
+        self.events.start()
 
     async def close(self) -> None:
         """Finish queued trigger work, then close the adapter (flushing acknowledged writes)."""
+        await self.events.close()
         await self.runner.close()
         await self.clients.close()
         await self.adapter.close()

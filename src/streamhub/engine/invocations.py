@@ -66,6 +66,10 @@ class Invocations:
         entry[0].set_exception(error)
         return True
 
+    def in_flight(self, worker: WorkerLink) -> int:
+        """How many calls ``worker`` is running for the engine right now."""
+        return sum(owner is worker for _, owner in self._pending.values())
+
     def stop_worker(self, worker: WorkerLink) -> int:
         """Fail every call in flight to a disconnected worker; returns how many."""
         stopped = 0

@@ -8,7 +8,7 @@ enter the stores, so every value is checked here, once (``core.values``): the ad
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 from streamhub.adapters.base import StreamAdapter
 from streamhub.core.metrics import NULL_METRICS, Metrics
@@ -19,9 +19,20 @@ from streamhub.core.values import DEFAULT_MAX_DEPTH, check_ops, check_value
 from streamhub.engine.functions import NO_RESULT, Builtin
 from streamhub.errors import InvalidRequest
 
-__all__ = ["StreamFunctions"]
+__all__ = ["DESCRIPTIONS", "StreamFunctions"]
 
 DESERIALIZATION_ERROR = "deserialization_error"
+
+DESCRIPTIONS: Final = {  # what engine::functions::list says about each
+    "stream::set": "Store an item's value and tell the group's subscribers",
+    "stream::get": "Read one item's value",
+    "stream::delete": "Remove an item and tell the group's subscribers",
+    "stream::update": "Apply update ops to an item, all or nothing",
+    "stream::list": "Read every item of a group",
+    "stream::list_groups": "List the groups of a stream",
+    "stream::list_all": "List every stream with its groups",
+    "stream::send": "Send a custom event to a group's subscribers (not stored)",
+}
 
 
 class StreamFunctions:

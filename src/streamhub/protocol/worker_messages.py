@@ -63,6 +63,8 @@ class UnregisterFunction(_Message, frozen=True, tag="unregisterfunction"):
 class RegisterTriggerType(_Message, frozen=True, tag="registertriggertype"):
     id: str
     description: str | None = None
+    trigger_request_format: Any = None
+    call_request_format: Any = None
 
 
 class UnregisterTriggerType(_Message, frozen=True, tag="unregistertriggertype"):
@@ -74,6 +76,7 @@ class RegisterTrigger(_Message, frozen=True, tag="registertrigger"):
     trigger_type: str
     function_id: str
     config: Any = None
+    metadata: Any = None
 
 
 class UnregisterTrigger(_Message, frozen=True, tag="unregistertrigger"):

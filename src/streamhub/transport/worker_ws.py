@@ -90,6 +90,7 @@ class WorkerEndpoint:
         await ws.prepare(request)
         worker = self._open(ws, request)
         worker.send(WorkerRegistered(worker_id=worker.worker_id))
+        self._engine.workers.connected(worker, request.remote)
         self._sockets.add(ws)
         try:
             async for message in ws:
