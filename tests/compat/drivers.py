@@ -54,6 +54,7 @@ class SdkWorker:
         self.env = {name: value for name, value in os.environ.items() if name != "III_TOKEN"} | (env or {})
         self.proc: asyncio.subprocess.Process | None = None
         self.invocations: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.trigger_events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # what a trigger type's handler was told
         self.log: list[str] = []  # everything else the process printed, for failure messages
         self._answers: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._refs = itertools.count(1)
@@ -123,6 +124,13 @@ class SdkWorker:
         except TimeoutError:
             raise AssertionError(f"{self.kind} handler not invoked:\n" + "\n".join(self.log[-20:])) from None
 
+    async def trigger_event(self, wait: float = 10.0) -> dict[str, Any]:
+        """The next binding (``register``) or removal (``unregister``) this worker's trigger type handler got."""
+        try:
+            return await asyncio.wait_for(self.trigger_events.get(), timeout(wait))
+        except TimeoutError:
+            raise AssertionError(f"{self.kind} trigger handler not called:\n" + "\n".join(self.log[-20:])) from None
+
     async def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
         async for raw in self.proc.stdout:
@@ -135,5 +143,7 @@ class SdkWorker:
                 self._ready.set()
             elif "invoked" in message:
                 await self.invocations.put(message)
+            elif "trigger_event" in message:
+                await self.trigger_events.put(message)
             elif (future := self._answers.pop(message.get("ref", -1), None)) is not None and not future.done():
                 future.set_result(message)

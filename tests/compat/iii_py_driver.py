@@ -14,9 +14,11 @@ import threading
 from typing import Any
 
 from iii import InitOptions, InvocationError, TriggerAction, register_worker
+from iii.triggers import TriggerConfig, TriggerHandler
 from iii_helpers.observability import ReconnectionConfig
 
 _out = threading.Lock()
+_triggers: dict[str, Any] = {}  # handle name -> what register_trigger returned
 
 
 def emit(message: dict[str, Any]) -> None:
@@ -42,14 +44,36 @@ def make_handler(function_id: str, behavior: dict[str, Any]) -> Any:
     return handler
 
 
+class RecordingHandler(TriggerHandler[Any]):
+    """A custom trigger type's handler, as iii's examples write one: told of every binding made and removed."""
+
+    def __init__(self, type_id: str) -> None:
+        self.type_id = type_id
+
+    async def register_trigger(self, config: TriggerConfig[Any]) -> None:
+        emit({"trigger_event": "register", "type": self.type_id, "id": config.id,
+              "function_id": config.function_id, "config": config.config})
+
+    async def unregister_trigger(self, config: TriggerConfig[Any]) -> None:
+        emit({"trigger_event": "unregister", "type": self.type_id, "id": config.id})
+
+
 def run(worker: Any, command: dict[str, Any]) -> Any:
     op = command["op"]
     if op == "register_function":
         worker.register_function(command["id"], make_handler(command["id"], command.get("behavior", {})))
         return None
     if op == "register_trigger":
-        worker.register_trigger({"type": command["type"], "function_id": command["function_id"],
-                                 "config": command.get("config", {})})
+        trigger = worker.register_trigger({"type": command["type"], "function_id": command["function_id"],
+                                           "config": command.get("config", {})})
+        _triggers[command.get("handle", "")] = trigger
+        return None
+    if op == "unregister_trigger":
+        _triggers.pop(command["handle"]).unregister()
+        return None
+    if op == "register_trigger_type":
+        worker.register_trigger_type({"id": command["id"], "description": command["description"]},
+                                     RecordingHandler(command["id"]))
         return None
     if op == "trigger":
         request: dict[str, Any] = {"function_id": command["function_id"], "payload": command.get("payload")}

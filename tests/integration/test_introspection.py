@@ -162,9 +162,9 @@ async def test_functions_available_fires_on_register_unregister_and_disconnect(s
         return None
 
     async with TestWorker(worker_url(server)) as watcher:
-        await watcher.register("console::on_functions", on_functions)
         await watcher.send({"type": "registertrigger", "id": "fa", "trigger_type": "engine::functions-available",
                             "function_id": "console::on_functions", "config": {}})
+        await watcher.register("console::on_functions", on_functions)
         first = await _next(calls)  # its own function changed the set
         assert first["event"] == "functions_changed"
         assert {"console::on_functions", "stream::set", "engine::functions::list"} <= _ids(first)

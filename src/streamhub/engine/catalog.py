@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from streamhub.engine.engine import Engine
 
 __all__ = ["ENGINE_WORKER", "HTTP_WORKER", "STREAM_WORKER", "BindingRow", "Catalog", "FunctionRow", "TypeRow",
-           "WorkerRow"]
+           "WorkerRow", "without_none"]
 
 ENGINE_WORKER: Final = "iii-engine-functions"
 STREAM_WORKER: Final = "iii-stream"
@@ -59,13 +59,13 @@ class FunctionRow:
     def summary(self) -> dict[str, Any]:
         """``engine::functions::list`` row."""
         meta = self.entry.meta
-        return _without_none({"function_id": self.function_id, "worker_name": self.worker_name,
+        return without_none({"function_id": self.function_id, "worker_name": self.worker_name,
                               "description": meta.description, "metadata": meta.metadata})
 
     def detail(self, bindings: list[BindingRow]) -> dict[str, Any]:
         """``engine::functions::info`` answer: schemas and the triggers bound to it."""
         meta = self.entry.meta
-        return {**_without_none({"function_id": self.function_id, "worker_name": self.worker_name,
+        return {**without_none({"function_id": self.function_id, "worker_name": self.worker_name,
                                  "description": meta.description, "request_schema": meta.request_format,
                                  "response_schema": meta.response_format, "metadata": meta.metadata}),
                 "registered_triggers": [b.ref() for b in bindings if b.function_id == self.function_id]}
@@ -87,7 +87,7 @@ class TypeRow:
 
     def detail(self, bindings: list[BindingRow]) -> dict[str, Any]:
         """``engine::triggers::info`` answer."""
-        return {**self.summary(), **_without_none({"configuration_schema": self.configuration_schema,
+        return {**self.summary(), **without_none({"configuration_schema": self.configuration_schema,
                                                    "request_schema": self.request_schema}),
                 "instance_count": sum(b.trigger_type == self.id for b in bindings)}
 
@@ -141,7 +141,7 @@ class WorkerRow:
 
     def envelope(self) -> dict[str, Any]:
         """The ``worker`` object of ``engine::workers::info``."""
-        return {**self.summary(), **_without_none({"pid": self.pid}), "internal": self.link is None}
+        return {**self.summary(), **without_none({"pid": self.pid}), "internal": self.link is None}
 
 
 class Catalog:
@@ -236,7 +236,8 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _without_none(fields: dict[str, Any]) -> dict[str, Any]:
+def without_none(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields that have a value (iii omits absent optional fields)."""
     return {key: value for key, value in fields.items() if value is not None}
 
 

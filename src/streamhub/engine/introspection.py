@@ -1,19 +1,19 @@
 """Engine introspection builtins, with iii's function ids, inputs and result shapes.
 
 ``engine::functions::list`` / ``::info``, ``engine::triggers::list`` / ``::info`` (trigger *types*),
-``engine::registered-triggers::list`` / ``::info`` (live triggers) and ``engine::workers::list`` / ``::info``,
-the set iii-sdk's ``EngineFunctions`` names (iii retired ``engine::trigger-types::list``: ``triggers::list`` is
-its successor). Lists hide internal rows unless ``include_internal`` is true: ``engine::*`` functions (and those
-registered with ``metadata.internal: true``), ``engine::*`` trigger types, triggers bound to ``engine::*``
-functions. Filters (``prefix``, ``search``, ``worker``, ...) and error codes (``NOT_FOUND``,
-``INVALID_ARGUMENTS``) are iii's.
+``engine::registered-triggers::list`` / ``::info`` (live triggers) and ``engine::workers::list`` / ``::info``:
+the set iii-sdk's ``EngineFunctions`` names. Also ``engine::trigger-types::list``, which iii retired for
+``triggers::list`` but its Python example worker still calls. Lists hide internal rows unless
+``include_internal`` is true: ``engine::*`` functions (and those registered with ``metadata.internal: true``),
+``engine::*`` trigger types, triggers bound to ``engine::*`` functions. Filters (``prefix``, ``search``,
+``worker``, ...) and error codes (``NOT_FOUND``, ``INVALID_ARGUMENTS``) are iii's.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from streamhub.engine.catalog import BindingRow, Catalog, FunctionRow
+from streamhub.engine.catalog import BindingRow, Catalog, FunctionRow, without_none
 from streamhub.engine.functions import Builtin, FunctionMeta
 from streamhub.errors import InvalidRequest
 
@@ -81,6 +81,8 @@ class Introspection:
             "engine::workers::list": (self.workers_list, "List connected workers."),
             "engine::workers::info": (self.workers_info,
                                       "Inspect one worker: functions, trigger types, registered triggers."),
+            "engine::trigger-types::list": (self.trigger_types_list,
+                                            "List trigger types with their formats (legacy id)."),
         }
         return {fid: (handler, FunctionMeta(description=text)) for fid, (handler, text) in table.items()}
 
@@ -134,6 +136,15 @@ class Introspection:
         if search:
             rows = [r for r in rows if _matches(search, r.id, r.description)]
         return {"triggers": [r.summary() for r in rows]}
+
+    async def trigger_types_list(self, data: Any) -> Any:
+        """``{trigger_types: [...]}``: the retired id and shape, still called by iii's Python example worker."""
+        include = _Args("engine::trigger-types::list", data).flag("include_internal")
+        return {"trigger_types": [
+            {"id": r.id, "description": r.description,
+             **without_none({"trigger_request_format": r.configuration_schema,
+                              "call_request_format": r.request_schema})}
+            for r in self._catalog.trigger_types() if include or not r.id.startswith("engine::")]}
 
     async def triggers_info(self, data: Any) -> Any:
         """One trigger type (``id``) with its schemas and how many live triggers it has."""

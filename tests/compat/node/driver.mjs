@@ -22,13 +22,33 @@ function makeHandler(functionId, behavior) {
   };
 }
 
+// A custom trigger type's handler, as iii's examples write one: told of every binding made and removed.
+const recordingHandler = (type) => ({
+  async registerTrigger({ id, function_id, config }) {
+    emit({ trigger_event: 'register', type, id, function_id, config });
+  },
+  async unregisterTrigger({ id }) {
+    emit({ trigger_event: 'unregister', type, id });
+  },
+});
+
+const triggers = new Map(); // handle name -> what registerTrigger returned
+
 async function run(worker, command) {
   switch (command.op) {
     case 'register_function':
       worker.registerFunction(command.id, makeHandler(command.id, command.behavior ?? {}));
       return null;
     case 'register_trigger':
-      worker.registerTrigger({ type: command.type, function_id: command.function_id, config: command.config ?? {} });
+      triggers.set(command.handle ?? '',
+        worker.registerTrigger({ type: command.type, function_id: command.function_id, config: command.config ?? {} }));
+      return null;
+    case 'unregister_trigger':
+      triggers.get(command.handle).unregister();
+      triggers.delete(command.handle);
+      return null;
+    case 'register_trigger_type':
+      worker.registerTriggerType({ id: command.id, description: command.description }, recordingHandler(command.id));
       return null;
     case 'trigger': {
       const request = { function_id: command.function_id, payload: command.payload };
