@@ -67,6 +67,12 @@ async def test_binding_made_before_its_provider_is_forwarded_when_it_arrives(ser
                                  "function_id": "hooks::on_push", "config": {"path": "/push"},
                                  "metadata": {"team": "a"}}
             assert await _live_ids(consumer) == ["t1"]
+            detail = await consumer.call("engine::triggers::info", {"id": WEBHOOK})
+            assert detail == {"id": WEBHOOK, "worker_name": WEBHOOK, "description": "Incoming webhooks",
+                              "configuration_schema": {"type": "object"}, "instance_count": 1}
+            legacy = await consumer.call("engine::trigger-types::list", {})
+            assert {"id": WEBHOOK, "description": "Incoming webhooks", "trigger_request_format": {"type": "object"}} \
+                in legacy["trigger_types"]
             # The provider fires the binding by calling its function.
             assert await provider.call("hooks::on_push", {"body": 1}) == "ok"
             assert received[0]["body"] == 1
@@ -165,3 +171,22 @@ async def test_engine_trigger_types_cannot_be_taken_by_a_worker(server: Server, 
         assert error["error"]["code"] == "reserved_trigger_type" and reserved in error["error"]["message"]
         listed = await thief.call("engine::triggers::list", {"include_internal": True, "prefix": "engine::"})
         assert {row["worker_name"] for row in listed["triggers"]} == {"iii-engine-functions"}
+
+
+async def test_binding_taken_over_by_a_reconnected_worker_survives_the_old_connection(server: Server) -> None:
+    """An SDK that reconnects re-sends its triggers with the same ids, maybe before the engine saw the old socket
+    close: the old connection's cleanup must not unregister what the new one owns."""
+    async with TestWorker(worker_url(server)) as provider, TestWorker(worker_url(server)) as new:
+        await _provide(provider)
+        await _settle(provider)
+        old = TestWorker(worker_url(server))
+        await old.__aenter__()
+        await _bind(old, "t1", "hooks::a", {"v": 1})
+        assert (await _next(provider, "registertrigger"))["config"] == {"v": 1}
+        await _bind(new, "t1", "hooks::a", {"v": 1})
+        assert (await _next(provider, "registertrigger"))["id"] == "t1"
+        await old.close()
+        await wait_until(lambda: len(server.engine.workers.connected_workers) == 2)
+        await _settle(provider, new)
+        assert provider.other.empty()
+        assert await _live_ids(new) == ["t1"]

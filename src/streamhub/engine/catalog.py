@@ -194,12 +194,15 @@ class Catalog:
                 link=record.worker, pid=_int(about.get("pid"))))
         return sorted(rows, key=lambda row: (row.name or row.id, row.id))
 
-    def worker_name_of(self, function_id: str, functions: list[FunctionRow]) -> str:
-        """Who serves ``function_id`` (the id's first segment when nothing does)."""
-        for row in functions:
-            if row.function_id == function_id:
-                return row.worker_name
-        return _first_segment(function_id)
+    @staticmethod
+    def worker_name_of(function_id: str, owners: dict[str, str]) -> str:
+        """Who serves ``function_id``, from ``owner_names``; the id's first segment when nothing does (as iii)."""
+        return owners.get(function_id) or _first_segment(function_id)
+
+    @staticmethod
+    def owner_names(functions: list[FunctionRow]) -> dict[str, str]:
+        """Function id -> the name of the worker serving it."""
+        return {row.function_id: row.worker_name for row in functions}
 
     def _in_process(self, name: str, text: str, functions: list[FunctionRow]) -> WorkerRow:
         return WorkerRow(id=name, name=name, description=text, version=__version__, runtime="engine", os=None,

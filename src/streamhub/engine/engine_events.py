@@ -104,10 +104,12 @@ class EngineEvents:
         self._fire(WORKERS_AVAILABLE, {"event": event, "worker_id": worker_id})
 
     async def close(self) -> None:
-        """Stop looking and wait for the calls in flight (bounded by their invocation timeout)."""
+        """Stop looking and end the calls in flight (an engine shutting down does not wait for event handlers)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        for task in self._calls:
+            task.cancel()
         if self._calls:
             await asyncio.gather(*self._calls, return_exceptions=True)
 

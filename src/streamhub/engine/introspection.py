@@ -161,8 +161,8 @@ class Introspection:
         include, kind, function_id, worker, search = (args.flag("include_internal"), args.text("trigger_type"),
                                                       args.text("function_id"), args.text("worker"),
                                                       args.text("search"))
-        functions = self._catalog.functions()
-        rows = [(b, self._catalog.worker_name_of(b.function_id, functions)) for b in self._catalog.bindings()
+        owners = self._catalog.owner_names(self._catalog.functions())
+        rows = [(b, self._catalog.worker_name_of(b.function_id, owners)) for b in self._catalog.bindings()
                 if include or not b.function_id.startswith("engine::")]
         rows = [(b, name) for b, name in rows
                 if (kind is None or b.trigger_type == kind) and (function_id is None or b.function_id == function_id)
@@ -181,8 +181,9 @@ class Introspection:
         functions = self._catalog.functions()
         kind = [t.detail(bindings) for t in self._catalog.trigger_types() if t.id == binding.trigger_type]
         function = [f.detail(bindings) for f in functions if f.function_id == binding.function_id]
+        owners = self._catalog.owner_names(functions)
         return {"id": binding.id, "trigger_type": binding.trigger_type, "function_id": binding.function_id,
-                "worker_name": self._catalog.worker_name_of(binding.function_id, functions),
+                "worker_name": self._catalog.worker_name_of(binding.function_id, owners),
                 "config": binding.config,
                 **({"metadata": binding.metadata} if binding.metadata is not None else {}),
                 "trigger": kind[0] if kind else None, "function": function[0] if function else None}
@@ -209,8 +210,7 @@ class Introspection:
         return {"worker": worker.envelope(),
                 "functions": [f.summary() for f in functions],
                 "trigger_types": [t.summary() for t in self._catalog.trigger_types() if t.worker_name == name],
-                "registered_triggers": [b.summary(self._catalog.worker_name_of(b.function_id, functions))
-                                        for b in bindings]}
+                "registered_triggers": [b.summary(name) for b in bindings]}
 
 
 def _internal_function(row: FunctionRow) -> bool:
