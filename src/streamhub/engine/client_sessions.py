@@ -81,6 +81,8 @@ class ClientSessions:
         """Subscribe ``conn`` unless over its cap or a join guard refuses; sends ``sync`` then live events."""
         if _over_cap(conn, sub):
             self._metrics.join_refused("cap")
+            log.debug("client %s: join of %s/%s refused: subscription cap", conn.connection_id, sub.streamName,
+                      sub.groupId)
             conn.send(error_frame(_too_many(conn, sub), sub.subscriptionId))
             return
         refusal = await self._guards.refusal(sub.streamName, sub.groupId, _payload(conn, sub))
@@ -107,6 +109,8 @@ class ClientSessions:
         self._metrics.joined()
         self._metrics.sent("stream", sum(len(frame) for frame in first))
         await live.go_live(first, floor, held)
+        log.debug("client %s joined %s/%s (subscription %s)", conn.connection_id, sub.streamName, sub.groupId,
+                  sub.subscriptionId)
 
     async def leave(self, conn: ClientConnection, sub: SubscriptionData) -> None:
         """Fire leave triggers, then unsubscribe (a leave for an unknown id still fires them)."""
@@ -115,6 +119,8 @@ class ClientSessions:
         if open_sub is not None:
             self._metrics.left()
             await self._unregister(conn, open_sub)
+            log.debug("client %s left %s/%s (subscription %s)", conn.connection_id, open_sub.streamName,
+                      open_sub.groupId, open_sub.subscriptionId)
 
     async def disconnect(self, conn: ClientConnection) -> None:
         """Release every subscription of a closed connection, one leave trigger call each."""

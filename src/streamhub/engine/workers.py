@@ -135,8 +135,9 @@ class WorkerSessions:
         stopped = engine.invocations.stop_worker(worker)
         self.descriptions.pop(worker.worker_id, None)
         self.connected_workers.pop(worker.worker_id, None)
-        log.info("worker %s left: %d functions, %d triggers, %d trigger types removed, %d calls stopped",
-                 worker.worker_id, len(functions), len(triggers) + bindings, types, stopped)
+        log.info("worker %s disconnected: %d functions removed (%s), %d triggers, %d trigger types removed, "
+                 "%d calls stopped", worker.worker_id, len(functions), _names(functions), len(triggers) + bindings,
+                 types, stopped)
         engine.events.worker_event("worker_disconnected", worker.worker_id)
 
     # Handlers
@@ -144,6 +145,7 @@ class WorkerSessions:
     def _register_function(self, worker: WorkerLink, message: RegisterFunction) -> None:
         meta = FunctionMeta(message.description, message.request_format, message.response_format, message.metadata)
         self._engine.functions.add_remote(message.id, worker, meta)
+        log.info("worker %s registered function %s", worker.worker_id, message.id)
 
     def _unregister_function(self, worker: WorkerLink, message: UnregisterFunction) -> None:
         self._engine.functions.remove_remote(message.id, worker)
@@ -237,6 +239,12 @@ class WorkerSessions:
         worker.send(TriggerRegistrationResult(
             id=message.id, trigger_type=message.trigger_type, function_id=message.function_id,
             error={"code": "trigger_registration_failed", "message": reason}))
+
+
+def _names(function_ids: list[str], shown: int = 20) -> str:
+    """The ids for a log line, cut after ``shown`` so a worker with thousands of functions stays one line."""
+    more = f", ... {len(function_ids) - shown} more" if len(function_ids) > shown else ""
+    return ", ".join(function_ids[:shown]) + more
 
 
 def _answer(message: InvokeFunction, *, result: Any = UNSET, error: Any = None) -> InvocationResult:

@@ -88,6 +88,7 @@ class ClientEndpoint:
         )
         await ws.prepare(request)
         conn = self._open(ws, request, decision.context)
+        log.debug("client %s connected from %s", conn.connection_id, request.remote)
         self._sockets.add(ws)
         try:
             await self._auto_join(conn, request)
@@ -96,6 +97,7 @@ class ClientEndpoint:
             self._sockets.discard(ws)
             self.connections.pop(conn.connection_id, None)
             await self._engine.clients.disconnect(conn)
+            log.debug("client %s disconnected (close code %s)", conn.connection_id, ws.close_code)
         return ws
 
     async def close_all(self) -> None:
@@ -154,6 +156,7 @@ class ClientEndpoint:
             else:
                 await self._engine.clients.leave(conn, message.data)
         except StreamhubError as exc:
+            log.debug("client %s: %s refused: %s", conn.connection_id, type(message).__name__.lower(), exc.message)
             conn.send(error_frame(exc, message.data.subscriptionId))
         except Exception:  # a bug, not the client's fault: answer and keep the connection
             log.exception("client %s: %s failed", conn.connection_id, type(message).__name__.lower())

@@ -89,6 +89,7 @@ class WorkerEndpoint:
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_SIZE, compress=False, timeout=5.0)
         await ws.prepare(request)
         worker = self._open(ws, request)
+        log.info("worker %s connected from %s", worker.worker_id, request.remote)
         worker.send(WorkerRegistered(worker_id=worker.worker_id))
         self._engine.workers.connected(worker, request.remote)
         self._sockets.add(ws)
