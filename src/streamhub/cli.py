@@ -121,6 +121,8 @@ async def _serve(config: EngineConfig, config_file: str | None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     server = Server(config)
+    if config.stream is not None:
+        log.info("opening the store: %s", describe_store(config.stream.adapter))
     starting = asyncio.ensure_future(server.start())
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import subprocess
 import sys
+import time
+import zlib
 from pathlib import Path
+
+import orjson
 
 from tests.helpers import TestWorker, free_port, timeout
 from tests.process import EngineProcess
@@ -68,3 +73,35 @@ async def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
                 f"user:{g}" for g in range(5)]
     finally:
         assert await engine.stop() == 0
+
+
+def _large_journal(directory: Path, items: int) -> None:
+    """A file store whose load takes seconds: ``items`` sets in one journal, in the store's line format."""
+    directory.mkdir()
+    with open(directory / "journal-000000000001.log", "wb") as out:
+        for i in range(items):
+            payload = orjson.dumps(["set", "todos", f"g{i % 100}", f"item{i}", {"title": "x" * 40, "n": i}])
+            out.write(b"%08x %s\n" % (zlib.crc32(payload), payload))
+
+
+def test_ctrl_c_while_a_large_store_loads_exits_at_once_without_a_traceback(tmp_path: Path) -> None:
+    _large_journal(tmp_path / "data", 300_000)  # about 2 s to load on an idle machine
+    proc = subprocess.Popen([sys.executable, "-m", "streamhub", "serve"], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stderr is not None and proc.stdout is not None
+    try:
+        line = proc.stderr.readline()
+        assert "opening the store: file" in line, line  # start-up has reached the load
+        time.sleep(0.3)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout(20)) == 130
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+        proc.wait()
+    err = proc.stderr.read()
+    assert proc.stdout.read() == ""  # never got ready
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "interrupted while starting (SIGINT)" in err
+    assert took < 1.0, took  # did not wait for the load to finish
