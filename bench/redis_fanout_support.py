@@ -168,6 +168,7 @@ def run_streamhub(subscribers: int, events: int) -> dict[str, Any]:
         config.write_text(
             f"port: {worker_port}\nmodules:\n  - class: modules::stream::StreamModule\n"
             f"    config:\n      port: {stream_port}\n      max_pending_bytes: 67108864\n"
+            "      adapter: {class: modules::stream::adapters::KvStore, config: {store_method: in_memory}}\n"
         )
         server = subprocess.Popen(
             [sys.executable, "-m", "streamhub", "serve", "-c", str(config), "--log-level", "WARNING"],

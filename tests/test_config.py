@@ -74,21 +74,24 @@ def test_load_config_none_is_default() -> None:
     assert load_config(None) == default_config()
 
 
-def test_stream_module_without_config_uses_in_memory_kv(tmp_path: Path) -> None:
+def test_stream_module_without_adapter_stores_durably_like_no_config(tmp_path: Path) -> None:
     config = load(tmp_path, f"modules:\n  - class: {STREAM}\n")
-    assert config.stream == StreamModuleConfig()
-    assert config.stream.adapter == AdapterConfig(class_name=KV_STORE, store_method="in_memory")
-    assert not config.stream.adapter.is_redis
+    assert config.stream is not None
+    assert config.stream.adapter == AdapterConfig(class_name=KV_STORE, store_method="file_based", file_path="./data")
+    assert config == default_config()
+    kv_without_method = stream_with(tmp_path, f"adapter: {{class: {KV_STORE}}}\n")  # the reference's KvStore default
+    assert kv_without_method.adapter.store_method == "in_memory"
 
 
-def test_file_without_modules_runs_no_module(tmp_path: Path) -> None:
-    config = load(tmp_path, "port: 50000\n")
-    assert config == EngineConfig(port=50000, stream=None, rest_api=None)
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "port: 50000\n", f"modules:\n  - class: {REST}\n"])
+def test_file_without_the_stream_module_is_refused(tmp_path: Path, text: str) -> None:
+    assert error(tmp_path, text) == (
+        f'modules: no {STREAM} entry, so there would be no stream port; add "- class: {STREAM}" '
+        "(or start without -c for the built-in defaults)")
 
 
-@pytest.mark.parametrize("text", ["", "# only a comment\n", "port: 0\n"])
-def test_empty_file_and_port_zero_use_defaults(tmp_path: Path, text: str) -> None:
-    assert load(tmp_path, text) == EngineConfig()
+def test_port_zero_uses_the_default(tmp_path: Path) -> None:
+    assert load(tmp_path, f"port: 0\nmodules:\n  - class: {STREAM}\n") == default_config()
 
 
 # --- a full [A]-style file -----------------------------------------------------------------------------
@@ -163,10 +166,10 @@ def test_kv_store_file_based_accepts_reference_tuning_keys(tmp_path: Path) -> No
 
 
 def test_rest_api_defaults_and_ms_key(tmp_path: Path) -> None:
-    config = load(tmp_path, f"modules:\n  - class: {REST}\n")
+    config = load(tmp_path, f"modules:\n  - class: {STREAM}\n  - class: {REST}\n")
     assert config.rest_api == RestApiConfig(port=3111, host="127.0.0.1", default_timeout_ms=30000)
-    assert config.stream is None
-    config = load(tmp_path, f"modules:\n  - class: {REST}\n    config: {{default_timeout_ms: 10}}\n")
+    config = load(tmp_path,
+                  f"modules:\n  - class: {STREAM}\n  - class: {REST}\n    config: {{default_timeout_ms: 10}}\n")
     assert config.rest_api is not None and config.rest_api.default_timeout_ms == 10
 
 
@@ -212,7 +215,8 @@ def test_expand_env_applies_to_comments(tmp_path: Path) -> None:
 
 def test_load_config_reads_os_environ_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMHUB_TEST_WORKER_PORT", "50001")
-    assert load_config(write(tmp_path, "port: ${STREAMHUB_TEST_WORKER_PORT}\n")).port == 50001
+    text = f"port: ${{STREAMHUB_TEST_WORKER_PORT}}\nmodules:\n  - class: {STREAM}\n"
+    assert load_config(write(tmp_path, text)).port == 50001
 
 
 def test_env_expansion_feeds_the_parsed_config(tmp_path: Path) -> None:
@@ -391,8 +395,22 @@ def test_newer_workers_format_is_rejected(tmp_path: Path) -> None:
     assert error(tmp_path, "workers:\n  - name: iii-stream\n").startswith("workers: the newer iii format")
 
 
-def test_unknown_top_level_keys_are_ignored_like_the_reference(tmp_path: Path) -> None:
-    assert load(tmp_path, "something_else: 1\n") == EngineConfig()
+@pytest.mark.parametrize(("text", "expected"), [
+    (f"modlues:\n  - class: {STREAM}\n", 'modlues: unknown key; did you mean "modules"? (accepted: '),
+    (f"prot: 50000\nmodules:\n  - class: {STREAM}\n", 'prot: unknown key; did you mean "port"? (accepted: '),
+    (f"worker_uath: {{tokens: [a]}}\nmodules:\n  - class: {STREAM}\n",
+     'worker_uath: unknown key; did you mean "worker_auth"?'),
+    ("something_else: 1\n", "something_else: unknown key (accepted: handshake_timeout_ms, host, "),
+])
+def test_unknown_top_level_keys_are_refused_with_a_suggestion(tmp_path: Path, text: str, expected: str) -> None:
+    assert error(tmp_path, text).startswith(expected)
+
+
+def test_newer_iii_top_level_key_is_tolerated(tmp_path: Path) -> None:
+    text = f"registration_namespace_grace_ms: 5000\nmodules:\n  - class: {STREAM}\n"
+    assert load(tmp_path, text) == default_config()
+    assert "registration_namespace_grace_ms: expected an integer" in error(
+        tmp_path, text.replace("5000", "soon"))
 
 
 def test_directory_instead_of_file(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ log = logging.getLogger("streamhub")
 LOG_LEVEL_ENV = "STREAMHUB_LOG_LEVEL"
 _PORT_LABELS = {"stream": "streams", "worker": "workers"}  # other ports print under their own name
 _PORT_ORDER = ("stream", "worker", "rest")
+_SLOW_START = 0.5  # seconds: a start-up longer than this says what it is waiting for (a large store loading)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,11 +122,12 @@ async def _serve(config: EngineConfig, config_file: str | None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     server = Server(config)
-    if config.stream is not None:
-        log.info("opening the store: %s", describe_store(config.stream.adapter))
     starting = asyncio.ensure_future(server.start())
     stopping = asyncio.ensure_future(stop.wait())
-    await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait((starting, stopping), timeout=_SLOW_START, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done() and not stop.is_set() and config.stream is not None:
+        log.info("loading the store (%s); Ctrl-C stops", describe_store(config.stream.adapter))
+        await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
     if not starting.done():  # a signal while the store loads (a large file store takes a while)
         _exit_while_starting(received[0])
     stopping.cancel()

@@ -1,13 +1,13 @@
-"""Load and validate ``config.yaml`` (the iii engine's [A] format, see protocol.md §8.1).
+"""Load and validate ``config.yaml`` (the iii engine's format of March 2026, see docs/protocol.md).
 
 A bad config must stop start-up with one line that names the key and the problem, because a server that
 starts with a typo'd key silently ignored (a stream port nobody listens on, auth that never runs) is worse
 than one that refuses to start. Everything here therefore raises :class:`~streamhub.errors.ConfigError`
 and returns frozen dataclasses the engine can trust without checking again.
 
-Where streamhub is stricter than the reference: unknown keys in module and adapter configs, an unknown
-``store_method``, a module class streamhub does not run, a ``${VAR}`` whose variable is unset, and
-duplicate YAML keys are all errors instead of being ignored, defaulted or panicking.
+Where streamhub is stricter than the reference: unknown keys at the top level and in module and adapter configs,
+a file without the stream module, an unknown ``store_method``, a module class streamhub does not run, a ``${VAR}``
+whose variable is unset, and duplicate YAML keys are all errors instead of being ignored, defaulted or panicking.
 """
 
 from __future__ import annotations
@@ -184,10 +184,12 @@ class EngineConfig:
     tls: TlsConfig | None = None
 
 
+_DURABLE_STORE = AdapterConfig(store_method="file_based")  # no adapter given: the same store as no config at all
+
+
 def default_config() -> EngineConfig:
     """The configuration used when no file is given: a durable embedded store, the admin port, all on loopback."""
-    return EngineConfig(stream=StreamModuleConfig(adapter=AdapterConfig(store_method="file_based")),
-                        admin=AdminConfig())
+    return EngineConfig(stream=StreamModuleConfig(adapter=_DURABLE_STORE), admin=AdminConfig())
 
 
 _ENV_PATTERN = re.compile(r"\$\{([^}:]+)(?::([^}]*))?\}")
@@ -408,7 +410,7 @@ def _stream_module(conf: _Section) -> StreamModuleConfig:
         port=conf.port("port", d.port),
         host=conf.text("host", d.host),
         auth_function=conf.optional_text("auth_function"),
-        adapter=_adapter(conf.section("adapter")) if conf.get("adapter") is not None else AdapterConfig(),
+        adapter=_adapter(conf.section("adapter")) if conf.get("adapter") is not None else _DURABLE_STORE,
         max_message_size=conf.integer("max_message_size", d.max_message_size),
         max_pending_bytes=conf.integer("max_pending_bytes", d.max_pending_bytes),
         join_timeout_ms=conf.integer("join_timeout_ms", d.join_timeout_ms),
@@ -465,6 +467,10 @@ def _admin_module(conf: _Section) -> AdminConfig:
     )
 
 
+_TOP_LEVEL_KEYS = ("port", "host", "modules", "invocation_timeout_ms", "handshake_timeout_ms", "max_connections",
+                   "worker_auth", "tls", "registration_namespace_grace_ms")
+
+
 def _tls(conf: _Section) -> TlsConfig:
     """``tls: {cert_file, key_file}``; the files are read when the port is bound (a bad pair stops start-up)."""
     conf.reject_unknown(("cert_file", "key_file"))
@@ -515,12 +521,19 @@ _MODULE_READERS: dict[str, Callable[[_Section], object]] = {
 
 
 def _engine(data: object) -> EngineConfig:
-    """Build the EngineConfig from parsed YAML. Other top-level keys are ignored, as in the reference."""
+    """Build the EngineConfig from parsed YAML.
+
+    Unlike the reference, an unknown top-level key is refused (``modlues:`` would otherwise run nothing), and so is
+    a file without the stream module: streamhub is a streams engine, and a file that silently serves no stream
+    port is almost always a mistake. ``registration_namespace_grace_ms`` (newer iii files) is accepted and unused.
+    """
     top = _Section(data, "")
     if "workers" in top.data:  # the [H] format: reading it as [A] would silently run nothing
         top.fail("workers", "the newer iii format is not supported; use modules: with class: entries")
+    top.reject_unknown(_TOP_LEVEL_KEYS)
+    top.integer("registration_namespace_grace_ms", 0, low=0)
     stream, rest_api, admin = _modules(top.get("modules"))
-    return EngineConfig(
+    config = EngineConfig(
         port=top.integer("port", 0, low=0, high=65535) or EngineConfig.port,  # 0 means default, as in iii
         host=top.text("host", EngineConfig.host),
         stream=stream,
@@ -532,6 +545,10 @@ def _engine(data: object) -> EngineConfig:
         worker_auth=_worker_auth(top.section("worker_auth")) if top.get("worker_auth") is not None else None,
         tls=_tls(top.section("tls")) if top.get("tls") is not None else None,
     )
+    if stream is None:  # checked last, so that a typo in another key is named first
+        raise ConfigError(f"modules: no {STREAM_MODULE} entry, so there would be no stream port; add "
+                          f"\"- class: {STREAM_MODULE}\" (or start without -c for the built-in defaults)")
+    return config
 
 
 def load_config(
@@ -539,8 +556,8 @@ def load_config(
 ) -> EngineConfig:
     """Read, env-expand, parse and validate a config file; ``None`` means :func:`default_config`.
 
-    A file without ``modules:`` runs no stream and no REST module (reference behaviour), which the caller
-    can detect as ``config.stream is None``. ``environ`` defaults to ``os.environ``.
+    A file without the stream module is refused (the reference would run no stream port); a stream module
+    without ``adapter`` stores durably under ``./data``, as with no file. ``environ`` defaults to ``os.environ``.
     """
     if path is None:
         return default_config()

@@ -32,6 +32,10 @@ def test_bad_config_exits_non_zero_with_one_clear_line(tmp_path: Path) -> None:
     config.write_text("modules:\n  - class: modules::stream::Nope\n")
     result = _serve(config)
     assert result.returncode == 2 and "modules[0].class" in result.stderr and "Nope" in result.stderr
+    config.write_text("modlues:\n  - class: modules::stream::StreamModule\n")
+    result = _serve(config)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert 'modlues: unknown key; did you mean "modules"?' in result.stderr
 
 
 def test_port_in_use_exits_non_zero_naming_it(tmp_path: Path) -> None:
@@ -91,8 +95,7 @@ def test_ctrl_c_while_a_large_store_loads_exits_at_once_without_a_traceback(tmp_
     assert proc.stderr is not None and proc.stdout is not None
     try:
         line = proc.stderr.readline()
-        assert "opening the store: file" in line, line  # start-up has reached the load
-        time.sleep(0.3)
+        assert f"loading the store (file {tmp_path / 'data'})" in line, line  # start-up is in the load
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout(20)) == 130
