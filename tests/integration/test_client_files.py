@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from importlib import resources
+from pathlib import Path
 
 import aiohttp
+import pytest
 
 from streamhub.transport.server import Server
-from tests.conftest import make_config, stream_url
-from tests.helpers import Subscriber, TestWorker
+from tests.conftest import make_config, stream_url, worker_url
+from tests.helpers import Subscriber, TestWorker, timeout
 
 
 def _http(srv: Server) -> str:
@@ -56,3 +60,43 @@ async def test_auth_guards_the_socket_not_the_public_client_code() -> None:
         assert refused.status == 401
     finally:
         await srv.close()
+
+
+_NODE_SCRIPT = """
+import { Client } from "./client.mjs";
+let client;
+try {
+  client = new Client(process.argv[2]);
+} catch (err) {
+  console.log(`${err.name}: ${err.message}`);
+  process.exit(0);
+}
+client.stream.subscribe("todos", "inbox", (event) => {
+  console.log(`${event.event_type} ${JSON.stringify(event.data)}`);
+  client.close();
+  process.exit(0);
+});
+"""
+
+
+async def _node(srv: Server, tmp_path: Path, *flags: str) -> str:
+    async with aiohttp.ClientSession() as http, http.get(f"{_http(srv)}/client.js") as js:
+        (tmp_path / "client.mjs").write_bytes(await js.read())  # what a Node user would download and import
+    (tmp_path / "main.mjs").write_text(_NODE_SCRIPT)
+    proc = await asyncio.create_subprocess_exec("node", *flags, "main.mjs", stream_url(srv), cwd=tmp_path,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout(20))
+    assert proc.returncode == 0, err.decode()
+    return out.decode().strip()
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+async def test_client_js_in_node_says_what_to_pass_without_a_global_websocket(server: Server, tmp_path: Path) -> None:
+    """Node 20 (this machine's) has no global WebSocket; Node 22 has one, as Node 20 does with the flag below."""
+    assert await _node(server, tmp_path, "--no-experimental-websocket") == (
+        'TypeError: streamhub: this runtime has no global WebSocket (Node.js before 22?): pass one, e.g. '
+        'new Client(url, { WebSocket: (await import("ws")).WebSocket })')
+    async with TestWorker(worker_url(server)) as worker:
+        await worker.call("stream.set", {"stream_name": "todos", "group_id": "inbox", "item_id": "t1",
+                                         "data": {"title": "Milk"}})
+    assert await _node(server, tmp_path, "--experimental-websocket") == 'sync [{"title":"Milk"}]'

@@ -84,7 +84,8 @@ export interface ClientOptions {
   /** WebSocket subprotocols to offer; the engine accepts the first and passes the header to `auth_function`. */
   protocols?: string | string[];
   reconnect?: ReconnectOptions;
-  /** A WebSocket implementation for environments without a global one. */
+  /** A WebSocket implementation for environments without a global one (Node.js before 22: `ws`'s WebSocket);
+   *  without one there, the constructor throws a TypeError saying so. */
   WebSocket?: typeof WebSocket;
 }
 

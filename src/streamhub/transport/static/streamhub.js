@@ -39,6 +39,13 @@ export class Client {
    * @param {object} [options] token, tokenParam, protocols, reconnect, WebSocket (see ClientOptions in client.d.ts)
    */
   constructor(url, options = {}) {
+    if (!options.WebSocket && typeof globalThis.WebSocket !== "function") {
+      // Node.js before 22 has no global WebSocket: say what to do instead of failing every reconnect attempt.
+      throw new TypeError(
+        "streamhub: this runtime has no global WebSocket (Node.js before 22?): pass one, e.g. " +
+          'new Client(url, { WebSocket: (await import("ws")).WebSocket })',
+      );
+    }
     this.url = socketBase(url);
     this.options = options;
     this.status = "connecting";
