@@ -1,4 +1,4 @@
-"""config.yaml loading: defaults, the [A] format, env expansion and one-line errors naming the key."""
+"""config.yaml loading: defaults, iii's format, env expansion and one-line errors naming the key."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def test_port_zero_uses_the_default(tmp_path: Path) -> None:
     assert load(tmp_path, f"port: 0\nmodules:\n  - class: {STREAM}\n") == default_config()
 
 
-# --- a full [A]-style file -----------------------------------------------------------------------------
+# --- a full iii-style file ------------------------------------------------------------------------------
 
 FULL = f"""\
 port: 49200

@@ -528,7 +528,7 @@ def _engine(data: object) -> EngineConfig:
     port is almost always a mistake. ``registration_namespace_grace_ms`` (newer iii files) is accepted and unused.
     """
     top = _Section(data, "")
-    if "workers" in top.data:  # the [H] format: reading it as [A] would silently run nothing
+    if "workers" in top.data:  # iii's newer format: read as the older one it would run nothing
         top.fail("workers", "the newer iii format is not supported; use modules: with class: entries")
     top.reject_unknown(_TOP_LEVEL_KEYS)
     top.integer("registration_namespace_grace_ms", 0, low=0)

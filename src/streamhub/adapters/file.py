@@ -2,9 +2,10 @@
 
 Why this shape: the reference engine rewrites one file per group every 5 s without fsync, so a crash (or even a
 clean stop) loses up to 5 s of acknowledged writes, and its percent-encoded file names mangle some names. Here a
-write is acknowledged only once it is in the journal *and* ``fsync``ed (protocol decision 3). Concurrent writers
-share one ``write`` + ``fsync`` (group commit) done in a worker thread, so the event loop never waits on the disk
-and throughput grows with the number of writers instead of being capped at one write per fsync.
+write is acknowledged only once it is in the journal *and* ``fsync``ed (docs/protocol.md, Design decisions, *Durable
+embedded store*). Concurrent writers share one ``write`` + ``fsync`` (group commit) done in a worker thread, so the
+event loop never waits on the disk and throughput grows with the number of writers instead of being capped at one
+write per fsync.
 
 Files in ``directory``::
 

@@ -1,8 +1,8 @@
 """Trigger registrations and which of them an event or a subscription matches. Pure: no I/O.
 
-Trigger types answer in both spellings (decision 7): ``stream:join``/``stream_join``,
-``stream:leave``/``stream_leave``. Join/leave triggers honour ``stream_name``/``group_id`` in their config
-(decision 9); the reference ignores it.
+Trigger types answer in both spellings: ``stream:join``/``stream_join``, ``stream:leave``/``stream_leave``.
+Join/leave triggers honour ``stream_name``/``group_id`` in their config; the reference ignores it (docs/protocol.md,
+Design decisions: *Both spellings*, *Join and leave triggers honour their config*).
 
 Join triggers are guards, so they fail closed: when the worker that registered one disconnects the guard stays
 (``orphaned``, owner ``None``) and keeps covering its joins, which the engine then refuses because nothing serves

@@ -1,8 +1,9 @@
 """The builtin stream functions (``stream.set`` ... ``stream.send``), registered under both spellings.
 
 Each function validates its input (naming the wrong field), calls the adapter, and reports the change's event to
-``on_change`` so triggers run off the write path. Results follow the reference shapes (§1.4). This is where values
-enter the stores, so every value is checked here, once (``core.values``): the adapters rely on it.
+``on_change`` so triggers run off the write path. Results follow the reference shapes (README, *Stream functions*).
+This is where values enter the stores, so every value is checked here, once (``core.values``): the adapters rely on
+it.
 """
 
 from __future__ import annotations

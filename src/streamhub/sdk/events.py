@@ -2,10 +2,11 @@
 
 The wire wrapper is ``{"type": "stream", "streamName", "groupId", "id", "timestamp", "event": {"type": "create",
 "data": ...}}``; the published documentation reads the same event as ``event.event.create.data``,
-``event.event_type`` and ``event.data`` (protocol.md decision 8). These classes are plain ``dict`` subclasses
-holding the wire fields unchanged (so they compare equal to the wire dict and serialize with any JSON library),
-and add read-only attributes for the documentation's shape. Unknown wire fields (``position``, ``recovered``,
-``subscriptionId``, ...) are kept and readable as ``event["position"]`` or ``event.position``.
+``event.event_type`` and ``event.data`` (docs/protocol.md, Design decisions, *Both event shapes in the clients*).
+These classes are plain ``dict`` subclasses holding the wire fields unchanged (so they compare equal to the wire
+dict and serialize with any JSON library), and add read-only attributes for the documentation's shape. Unknown wire
+fields (``position``, ``recovered``, ``subscriptionId``, ...) are kept and readable as ``event["position"]`` or
+``event.position``.
 """
 
 from __future__ import annotations
