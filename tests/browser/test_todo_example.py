@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from playwright.async_api import BrowserContext, Page
+from playwright.async_api import BrowserContext, Page, Route
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser.conftest import screenshot, until
@@ -133,6 +133,52 @@ async def test_two_tabs_live_and_engine_restart(context: BrowserContext, todo_ap
         await screenshot(tab_a, "todo-after-restart")
     assert any("todo create user_123/" in line and "Back again" in line for line in todo_app.output), todo_app.output
     assert problems == []
+
+
+ERROR_JS = "() => document.querySelector('#error').textContent"
+
+
+async def test_failed_writes_keep_the_text_revert_the_checkbox_and_say_why(context: BrowserContext,
+                                                                          todo_app: TodoApp) -> None:
+    """The API unreachable for a POST, answering 503 to a PATCH, then 400: the page loses nothing and says why."""
+    problems: list[str] = []
+    tab = await open_tab(context, todo_app, problems)
+    async with aiohttp.ClientSession() as http:
+        await post_todo(http, todo_app, "Pay rent")
+    await shows(tab, [["Pay rent", False]], "0 of 1 done")
+
+    async def unreachable(route: Route) -> None:
+        await route.abort("connectionrefused")
+
+    await tab.route("**/todos", unreachable)
+    await tab.fill("#add input", "Call mum")
+    await tab.press("#add input", "Enter")
+    assert await until(tab, ERROR_JS) == ("Could not add “Call mum”: the server cannot be reached. Check your "
+                                          "connection (or that the server runs) and try again.")
+    assert await tab.input_value("#add input") == "Call mum"  # the typed text is still there
+    await screenshot(tab, "todo-failed-add")
+    await tab.unroute("**/todos")
+    await tab.press("#add input", "Enter")  # the same text, sent again
+    await shows(tab, [["Pay rent", False], ["Call mum", False]], "0 of 2 done")
+    assert await tab.input_value("#add input") == "" and await tab.text_content("#error") == ""
+
+    async def busy(route: Route) -> None:
+        await route.fulfill(status=503, json={"error": "busy"}, headers={"Access-Control-Allow-Origin": "*"})
+
+    await tab.route("**/todos/*", busy)
+    await tab.click('li:has-text("Pay rent") .toggle')
+    assert await until(tab, ERROR_JS) == ("Could not mark “Pay rent” as done: the server is busy or restarting. "
+                                          "Try again in a moment.")
+    assert not await tab.is_checked('li:has-text("Pay rent") .toggle')  # back to what the store holds
+    await tab.unroute("**/todos/*")
+    await shows(tab, [["Pay rent", False], ["Call mum", False]], "0 of 2 done")
+
+    await tab.fill("#add input", "   ")  # passes the browser's `required`, refused by the worker (400)
+    await tab.press("#add input", "Enter")
+    assert await until(tab, ERROR_JS) == "Could not add “   ”: title is required (a non-empty string)."
+    assert await tab.input_value("#add input") == "   "
+    # The browser itself logs each failed request (refused, 503, 400); anything else would be the page's bug.
+    assert [p for p in problems if "Failed to load resource" not in p] == []
 
 
 async def post_after_restart(http: aiohttp.ClientSession, app: TodoApp) -> None:
