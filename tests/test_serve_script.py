@@ -70,7 +70,7 @@ def test_second_start_installs_nothing_and_takes_about_a_second(tmp_path: Path) 
 
     _start(project, caller, pip_log)
     first = pip_log.read_text().splitlines()
-    assert first[-1] == f"-m pip install --quiet -e {project}", first  # first start: installed
+    assert first[-1] == f"-m pip install --quiet -e {project}[redis]", first  # first start: installed
     second = _start(project, caller, pip_log)
     assert pip_log.read_text().splitlines() == first  # second start: no pip at all
     assert second < timeout(2.0), f"second start took {second:.2f} s"

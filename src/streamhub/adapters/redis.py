@@ -37,10 +37,17 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
-import redis.asyncio as aioredis
-from redis import exceptions
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+
+from streamhub.errors import AdapterError, ConfigError
+
+try:  # the redis package is an extra (streamhub-engine[redis]): the embedded store works without it
+    import redis.asyncio as aioredis
+    from redis import exceptions
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+except ModuleNotFoundError as missing:
+    raise ConfigError("modules::stream::adapters::RedisAdapter needs the redis package, which is not installed: "
+                      "pip install 'streamhub-engine[redis]'") from missing
 
 from streamhub.adapters.base import EventListener, GapListener, StreamAdapter
 from streamhub.adapters.keys import RedisKeys, decode_name, encode_name
@@ -49,7 +56,6 @@ from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.model import CREATE, DELETE, UPDATE, Change, ItemRef, StreamEvent, now_ms
 from streamhub.core.positions import LogLimits, Position, missed_events, new_epoch
 from streamhub.core.update_ops import UpdateOp, apply_ops
-from streamhub.errors import AdapterError, ConfigError
 
 __all__ = ["RedisAdapter"]
 
