@@ -90,7 +90,10 @@ def _large_journal(directory: Path, items: int) -> None:
 
 def test_ctrl_c_while_a_large_store_loads_exits_at_once_without_a_traceback(tmp_path: Path) -> None:
     _large_journal(tmp_path / "data", 300_000)  # about 2 s to load on an idle machine
-    proc = subprocess.Popen([sys.executable, "-m", "streamhub", "serve"], cwd=tmp_path, text=True,
+    config = tmp_path / "config.yaml"  # the defaults' store (./data), on free ports
+    config.write_text(f"port: {free_port()}\nmodules:\n  - class: modules::stream::StreamModule\n"
+                      f"    config: {{port: {free_port()}}}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "streamhub", "serve", "-c", str(config)], cwd=tmp_path, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stderr is not None and proc.stdout is not None
     try:
