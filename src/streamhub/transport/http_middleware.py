@@ -71,14 +71,9 @@ async def run_middleware(engine: Engine, function_ids: tuple[str, ...], request:
     data = {"phase": "preHandler", "context": {},
             "request": {key: request[key] for key in ("path_params", "query_params", "headers", "method")}}
     for function_id in function_ids:
-        try:
-            answer = await call_before(engine, function_id, data, deadline)
-        except InvocationTimeout:
-            return Failure(function_id, 504, "middleware timed out", "timeout")
-        except FunctionNotFound as exc:
-            return Failure(function_id, 502, "middleware unavailable", exc.message)
-        except StreamhubError as exc:
-            return Failure(function_id, 500, "internal server error", f"{exc.code}: {exc}")
+        answer = await _guarded_call(engine, function_id, data, deadline, "middleware")
+        if isinstance(answer, Failure):
+            return answer
         outcome = _verdict(function_id, answer)
         if outcome is not None:
             return outcome
@@ -119,15 +114,22 @@ async def check_condition(engine: Engine, function_id: str, request: dict[str, A
     As the reference: only an answer of ``false`` skips the handler, with ``422 {"error": "Request condition not
     met", "skipped": true}``. A condition that cannot answer never lets the request through (5xx as middleware).
     """
-    try:
-        answer = await call_before(engine, function_id, request, deadline)
-    except InvocationTimeout:
-        return Failure(function_id, 504, "condition timed out", "timeout")
-    except FunctionNotFound as exc:
-        return Failure(function_id, 502, "condition unavailable", exc.message)
-    except StreamhubError as exc:
-        return Failure(function_id, 500, "internal server error", f"{exc.code}: {exc}")
+    answer = await _guarded_call(engine, function_id, request, deadline, "condition")
+    if isinstance(answer, Failure):
+        return answer
     if answer is not False:
         return None
     headers = HandlerAnswer(CIMultiDict({"Content-Type": "application/json"}))
     return Respond(function_id, 422, headers, encode({"error": "Request condition not met", "skipped": True}))
+
+
+async def _guarded_call(engine: Engine, function_id: str, data: Any, deadline: float, role: str) -> Any:
+    """Call a middleware or condition; a call that gives no answer becomes the ``Failure`` the client gets."""
+    try:
+        return await call_before(engine, function_id, data, deadline)
+    except InvocationTimeout:
+        return Failure(function_id, 504, f"{role} timed out", "timeout")
+    except FunctionNotFound as exc:
+        return Failure(function_id, 502, f"{role} unavailable", exc.message)
+    except StreamhubError as exc:
+        return Failure(function_id, 500, "internal server error", f"{exc.code}: {exc}")
