@@ -38,6 +38,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--calls", type=int, default=20000, help="stream::set calls per run")
     p.add_argument("--callers", default="1,50", help="concurrent callers for the calls scenario")
     p.add_argument("--connections", type=int, default=10000)
+    p.add_argument("--per-generator", type=int, default=connections.PER_GENERATOR,
+                   help="connections: most connections per load-generator process (each its own source address)")
     p.add_argument("--updates", type=int, default=10000, help="increments per contention run (50 callers)")
     p.add_argument("--json", type=Path, default=ROOT / "artifacts" / "bench.json", help="where to write results")
     p.add_argument("--timeout", type=float, default=300.0, help="bound on every wait, seconds")
@@ -82,7 +84,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             callers = tuple(int(c) for c in args.callers.split(","))
             results[scenario] = calls.run_calls(args.calls, args.rounds, adapters, callers, raw)
         elif scenario == "connections":
-            results[scenario] = connections.run(args.connections, args.rounds, adapters, raw, args.timeout)
+            results[scenario] = connections.run(args.connections, args.rounds, adapters, raw, args.timeout,
+                                                  args.per_generator)
         else:
             results[scenario] = calls.run_contention(args.updates, args.rounds, adapters)
     return results

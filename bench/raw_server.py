@@ -18,6 +18,7 @@ Usage: python -m bench.raw_server PORT
 from __future__ import annotations
 
 import asyncio
+import resource
 import sys
 from typing import Any
 
@@ -106,7 +107,15 @@ class RawServer:
             await asyncio.sleep(0)
 
 
+def _raise_open_files_limit() -> None:
+    """Soft open-files limit to the hard one, as ``streamhub serve`` does: every connection is a descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 async def main(port: int) -> None:
+    _raise_open_files_limit()
     server = RawServer()
     listening = await ws_create_server(server.listener, "127.0.0.1", port, backlog=1024)
     loop = asyncio.get_running_loop()

@@ -47,10 +47,11 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
             if ours and theirs:
                 out[f"fanout.{shape}.streamhub/{name}"] = round(ours / theirs, 2)
     conns = results.get("connections", {}).get("best", {})
-    ours = _first(conns, "streamhub", "kib_per_connection")
-    theirs = conns.get("raw", {}).get("kib_per_connection")
-    if ours and theirs:
-        out["connections.memory.streamhub/raw"] = round(ours / theirs, 2)
+    for key, name in (("kib_per_connection", "memory"), ("accept_seconds", "accept_time"),
+                      ("fanout_last_ms", "fanout_last")):
+        ours, theirs = _first(conns, "streamhub", key), conns.get("raw", {}).get(key)
+        if ours and theirs:
+            out[f"connections.{name}.streamhub/raw"] = round(ours / theirs, 2)
     latency = results.get("latency", {}).get("best", {})
     ours, theirs = _first(latency, "streamhub", "p99_ms"), latency.get("raw", {}).get("p99_ms")
     if ours and theirs:
@@ -82,9 +83,14 @@ def table(results: dict[str, Any]) -> str:
                     for n, r in results[key]["best"].items()]
             parts.append(_grid(title, ["system/callers", "ops/s", "CPU µs/op", "final", ""], rows))
     if "connections" in results:
+        conns = results["connections"]
         rows = [[n, r.get("connections"), r.get("accept_seconds"), r.get("kib_per_connection"), r.get("rss_mib"),
-                 r.get("error", "")] for n, r in results["connections"]["best"].items()]
-        parts.append(_grid("idle subscribed connections", ["system", "held", "accept s", "KiB/conn", "RSS MiB", ""],
+                 r.get("fanout_first_ms"), r.get("fanout_last_ms"), r.get("fanout_server_cpu_ms"), r.get("error", "")]
+                for n, r in conns["best"].items()]
+        if "error" in conns:
+            rows.append(["(none ran)", conns["connections"], "", "", "", "", "", "", conns["error"]])
+        parts.append(_grid(f"idle subscribed connections, {conns['connections']}, then one event to all",
+                           ["system", "held", "accept s", "KiB/conn", "RSS MiB", "first ms", "last ms", "CPU ms", ""],
                            rows))
     summary = ratios(results)
     if summary:

@@ -70,8 +70,10 @@ def adapter_yaml(spec: str, data_dir: Path, key_prefix: str = "streamhub:") -> s
     raise ValueError(f"adapter spec {spec!r}: expected memory, file or redis=URL")
 
 
-def streamhub(adapter: str = "memory") -> Server:
+def streamhub(adapter: str = "memory", max_connections: int | None = None) -> Server:
     """``streamhub serve`` on two free ports; slow clients get 64 MiB of backlog so bursts never cut them off.
+
+    ``max_connections`` overrides the stream port's cap (default 100,000) for runs that hold more sockets.
 
     Server pings are off: the byte-counting subscribers do not answer them, and the baselines send none. A spec
     ending in ``+admin`` (``memory+admin``) also runs the admin module, so every metric is counted: run it beside
@@ -86,7 +88,8 @@ def streamhub(adapter: str = "memory") -> Server:
     config.write_text(
         f"port: {worker_port}\nmodules:\n  - class: modules::stream::StreamModule\n    config:\n"
         f"      port: {stream_port}\n      max_pending_bytes: 67108864\n      heartbeat_ms: 0\n"
-        f"      adapter:\n        {block}\n"
+        + (f"      max_connections: {max_connections}\n" if max_connections is not None else "")
+        + f"      adapter:\n        {block}\n"
         + (f"  - class: modules::admin::AdminModule\n    config: {{port: {free_port()}}}\n"
            if adapter.endswith(ADMIN_SUFFIX) else "")
     )

@@ -11,9 +11,14 @@ With ``--latency FILE`` each connection asks the kernel for receive timestamps (
 delivery's time is when its bytes reached the socket, not when this process got round to it; the per-event
 times of every connection are written to FILE as float64 (CLOCK_REALTIME seconds), connection-major.
 
-Lines printed: ``subscribed {"seconds": ..., "failed": ...}``, then ``done {"last": ..., "complete": ...}``
-(``last`` is ``time.monotonic()`` when the last connection got its last byte). With EVENTS 0 the connections
-stay open until a line arrives on stdin.
+With ``--source IP`` every connection leaves from that loopback address (each source address has its own ~28,000
+ephemeral ports, so several generators on 127.0.0.2, 127.0.0.3, ... together open more than one address could).
+
+Lines printed: ``subscribed {"seconds": ..., "failed": ..., "started": ..., "finished": ...}`` (``started`` and
+``finished`` are ``time.monotonic()``, one clock for every process of the machine), then
+``done {"last": ..., "complete": ...}`` (``last`` is ``time.monotonic()`` when the last connection got its last
+byte; with ``--hold``, then ``saved`` once the times file is written). With EVENTS 0, or with ``--hold``, the
+connections stay open until a line arrives on stdin.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from bench.common import frame_length, text_frame
 __all__ = ["Connection", "main"]
 
 _SO_TIMESTAMPNS = 35  # Linux; SCM_TIMESTAMPNS has the same value
+_IP_BIND_ADDRESS_NO_PORT = 24  # Linux: a bind to (source, 0) leaves the port to connect, which knows the peer
 _ANC_SIZE = socket.CMSG_SPACE(16)
 _KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 _PATHS = {"raw": "/", "streamhub": "/", "socketio": "/socket.io/?EIO=4&transport=websocket"}
@@ -50,13 +56,16 @@ class Connection:
         timestamps: record the kernel receive time of each event (latency runs).
     """
 
-    def __init__(self, kind: str, index: int, events: int, timestamps: bool) -> None:
+    def __init__(self, kind: str, index: int, events: int, timestamps: bool, source: str | None = None) -> None:
         self.kind = kind
         self.index = index
         self.events = events
         self.sock = socket.socket()
         self.sock.setblocking(False)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if source is not None:
+            self.sock.setsockopt(socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
+            self.sock.bind((source, 0))
         self.timestamps = timestamps
         if timestamps:
             self.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
@@ -208,16 +217,21 @@ async def _subscribe_all(conns: list[Connection], port: int, concurrency: int) -
 
 
 async def run(args: argparse.Namespace) -> None:
-    conns = [Connection(args.kind, i, args.events, args.latency is not None) for i in range(args.count)]
+    conns = [Connection(args.kind, args.first + i, args.events, args.latency is not None, args.source)
+             for i in range(args.count)]
     start = time.monotonic()
     failed = await asyncio.wait_for(_subscribe_all(conns, args.port, args.concurrency), args.timeout)
-    _report("subscribed", {"seconds": round(time.monotonic() - start, 4), "failed": failed})
+    end = time.monotonic()
+    _report("subscribed", {"seconds": round(end - start, 4), "failed": failed, "started": start, "finished": end})
     if args.events == 0:
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     else:
         await _wait_done(conns, args.timeout)
     if args.latency:
         await asyncio.to_thread(_save_latencies, args.latency, conns)
+    if args.hold and args.events:
+        _report("saved", {})
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     for conn in conns:
         conn.close()
 
@@ -251,6 +265,11 @@ def main() -> None:
     parser.add_argument("events", type=int)
     parser.add_argument("--latency", help="write kernel receive times of every event here")
     parser.add_argument("--concurrency", type=int, default=100, help="handshakes in flight")
+    parser.add_argument("--source", help="loopback address to connect from (default: the kernel's choice)")
+    parser.add_argument("--hold", action="store_true",
+                        help="after the events (and the times file: line ``saved``), keep the connections open "
+                             "until a line arrives on stdin")
+    parser.add_argument("--first", type=int, default=0, help="index of the first connection (subscription ids)")
     parser.add_argument("--timeout", type=float, default=120.0, help="bound on each phase, seconds")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

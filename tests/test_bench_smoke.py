@@ -23,8 +23,8 @@ def test_bench_smoke_run_produces_figures_for_every_scenario(tmp_path: Path) -> 
     out = tmp_path / "bench.json"
     argv = [sys.executable, "-m", "bench", "--rounds", "1", "--adapters", "memory", "--baselines", "raw",
             "--subscribers", "10", "--events", "100", "--trickle-events", "20", "--latency-events", "20",
-            "--rate", "500", "--calls", "200", "--connections", "50", "--updates", "100", "--timeout", "30",
-            "--json", str(out)]
+            "--rate", "500", "--calls", "200", "--connections", "50", "--per-generator", "20", "--updates", "100",
+            "--timeout", "30", "--json", str(out)]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "fan-out, 10 subscribers" in done.stdout and "ratios" in done.stdout
@@ -40,6 +40,8 @@ def test_bench_smoke_run_produces_figures_for_every_scenario(tmp_path: Path) -> 
         assert latency["deliveries"] == 10 * 20 and 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
         conns = results["connections"]["best"][system]
         assert conns["connections"] == 50 and conns["kib_per_connection"] > 0
+        assert conns["generators"] == 3  # 20 + 20 + 10, from 127.0.0.2, .3 and .4
+        assert conns["fanout_delivered"] == 50 and 0 < conns["fanout_first_ms"] <= conns["fanout_last_ms"]
     for key in ("streamhub:memory/1", "streamhub:memory/50", "raw/1", "raw/50"):
         assert results["calls"]["best"][key]["calls_per_s"] > 0
     contention = results["contention"]["best"]["streamhub:memory"]
