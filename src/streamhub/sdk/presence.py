@@ -56,8 +56,8 @@ class Members:
         self.synced = False  # a presence sync arrived
 
     def list(self) -> list[PresenceMember]:
-        """Members, oldest first."""
-        return sorted(self._by_connection.values(), key=lambda m: (m.joined_at, m.connection_id))
+        """Members, oldest first (in the order the engine listed them when they joined in the same millisecond)."""
+        return sorted(self._by_connection.values(), key=lambda m: m.joined_at)
 
     def apply(self, body: dict[str, Any]) -> None:
         """Fold one presence event body (``{"type": "presence", "action": ...}``)."""
