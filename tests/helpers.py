@@ -165,13 +165,15 @@ class Subscriber:
             await self.session.close()
 
     async def join(self, stream: str, group: str, item: str | None = None, sub_id: str | None = None,
-                   position: dict[str, Any] | None = None) -> str:
+                   position: dict[str, Any] | None = None, presence: bool = False) -> str:
         sub_id = sub_id or str(uuid.uuid4())
         data: dict[str, Any] = {"subscriptionId": sub_id, "streamName": stream, "groupId": group}
         if item is not None:
             data["id"] = item
         if position is not None:
             data["position"] = position
+        if presence:
+            data["presence"] = True
         await self.send({"type": "join", "data": data})
         return sub_id
 

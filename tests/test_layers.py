@@ -44,6 +44,9 @@ LAYERS = {
     "streamhub.adapters.pubsub": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport", "streamhub.protocol"],
     "streamhub.adapters.keys": ["redis", "streamhub.engine", "streamhub.transport", "streamhub.protocol"],
     "streamhub.adapters.redis": ["aiohttp", "streamhub.engine", "streamhub.transport", "streamhub.protocol"],
+    "streamhub.adapters.redis_presence": ["aiohttp", "streamhub.engine", "streamhub.transport", "streamhub.protocol"],
+    "streamhub.adapters.presence": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport",
+                                    "streamhub.protocol"],
     # The SDK runs in worker processes: protocol, errors and update ops only, never the server.
     "streamhub.sdk": ["redis", "streamhub.engine", "streamhub.transport", "streamhub.adapters", "streamhub.config"],
 }

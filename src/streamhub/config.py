@@ -130,6 +130,9 @@ class StreamModuleConfig:
     max_value_depth: int = 64  # nesting limit of every value entering the store (set, update, send, http)
     allowed_origins: tuple[str, ...] = ()  # empty: any Origin (and clients that send none)
     tls: TlsConfig | None = None
+    presence_ttl_ms: int = 15_000  # Redis: an engine's members outlive it (kill -9) by at most this lease
+    max_presence_members: int = 1000  # members listed per group in a presence sync or answer (count stays exact)
+    max_presence_info_bytes: int = 1024  # a member's info (auth context "presence") above this shows as null
 
 
 @dataclass(frozen=True)
@@ -423,6 +426,9 @@ def _stream_module(conf: _Section) -> StreamModuleConfig:
         max_value_depth=conf.integer("max_value_depth", d.max_value_depth, high=_MAX_VALUE_DEPTH),
         allowed_origins=conf.text_list("allowed_origins"),
         tls=_tls(conf.section("tls")) if conf.get("tls") is not None else None,
+        presence_ttl_ms=conf.integer("presence_ttl_ms", d.presence_ttl_ms, low=300),
+        max_presence_members=conf.integer("max_presence_members", d.max_presence_members, low=0),
+        max_presence_info_bytes=conf.integer("max_presence_info_bytes", d.max_presence_info_bytes, low=0),
     )
 
 

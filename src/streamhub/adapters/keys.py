@@ -9,6 +9,11 @@ Layout under the deployment's prefix ``P`` (default ``streamhub:``)::
     P l:<n>:<stream>:<group>   LIST   the group's change log: recent event JSON, capped, expiring when idle
     P g:<stream>               ZSET   group id -> creation rank (``list_groups``, no keyspace scan)
     P streams                  SET    names of streams holding at least one group (``list_all``)
+    P pm:<n>:<stream>:<group>  HASH   presence: connection id -> member JSON (every engine's members)
+    P ps:<n>:<stream>:<group>  STRING presence: the group's last change number (``seq``)
+    P pc:<n>:<stream>:<group>  channel: presence changes of the group, ``{"seq","action","member"}`` JSON
+    P presence:engines         ZSET   presence: engine id -> lease expiry (ms, Redis clock)
+    P pe:<engine id>           HASH   presence: ``<connection id> <n>:<stream>:<group>`` -> 1, an engine's members
 
 ``<n>`` is the byte length of the UTF-8 stream name, so the stream/group split is unambiguous whatever the names
 hold (``:``, ``*``, ``{``...): distinct ``(stream, group)`` pairs always get distinct keys, and names are never
@@ -38,11 +43,38 @@ class RedisKeys:
         prefix: prepended to every key and channel, so deployments sharing one Redis never meet.
     """
 
-    __slots__ = ("_prefix", "streams")
+    __slots__ = ("_prefix", "presence_engines", "streams")
 
     def __init__(self, prefix: str) -> None:
         self._prefix = encode_name(prefix)
         self.streams = self._prefix + b"streams"
+        self.presence_engines = self._prefix + b"presence:engines"
+
+    @property
+    def prefix(self) -> bytes:
+        """The deployment's prefix (presence scripts rebuild a group's keys from ``group_suffix``)."""
+        return self._prefix
+
+    def group_suffix(self, stream: str, group: str) -> bytes:
+        """``<n>:<stream>:<group>``: what follows the kind in every per-group key."""
+        raw = encode_name(stream)
+        return b"%d:%s:%s" % (len(raw), raw, encode_name(group))
+
+    def presence_members(self, stream: str, group: str) -> bytes:
+        """The hash of a group's members, every engine's."""
+        return self._group_key(b"pm:", stream, group)
+
+    def presence_seq(self, stream: str, group: str) -> bytes:
+        """The counter numbering a group's presence changes."""
+        return self._group_key(b"ps:", stream, group)
+
+    def presence_channel(self, stream: str, group: str) -> bytes:
+        """The pub/sub channel carrying a group's presence changes."""
+        return self._group_key(b"pc:", stream, group)
+
+    def presence_engine(self, engine_id: str) -> bytes:
+        """The hash listing one engine's members (so a dead engine's members are found without a scan)."""
+        return self._prefix + b"pe:" + encode_name(engine_id)
 
     def items(self, stream: str, group: str) -> bytes:
         """The hash holding a group's items."""
@@ -74,5 +106,4 @@ class RedisKeys:
                 self.position(stream, group), self.log(stream, group)]
 
     def _group_key(self, kind: bytes, stream: str, group: str) -> bytes:
-        raw = encode_name(stream)
-        return b"%s%s%d:%s:%s" % (self._prefix, kind, len(raw), raw, encode_name(group))
+        return self._prefix + kind + self.group_suffix(stream, group)

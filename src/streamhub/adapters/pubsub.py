@@ -5,7 +5,8 @@ after any break it reconnects by itself (backoff up to 1 s), subscribes every wa
 SUBSCRIBE is confirmed, reports a gap for that group before delivering its next event (events published while
 the connection was down are gone). A connection that stops answering PINGs is treated as broken.
 
-The transport is a ``Link`` (one raw Redis connection) so this module knows no client library.
+The transport is a ``Link`` (one raw Redis connection) so this module knows no client library. Messages are
+``StreamEvent`` JSON by default; ``decode`` turns another kind (presence changes) into what its listener takes.
 """
 
 from __future__ import annotations
@@ -24,9 +25,17 @@ from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.model import StreamEvent
 from streamhub.errors import AdapterError
 
-__all__ = ["Link", "Subscriber"]
+__all__ = ["Decode", "Link", "Subscriber"]
 
 log = logging.getLogger(__name__)
+
+Decode = Callable[[str, str, bytes], Any]
+"""(stream, group, message) -> what the listener gets; raises ValueError/KeyError/TypeError on garbage."""
+
+
+def _event(stream: str, group: str, data: bytes) -> StreamEvent:
+    return StreamEvent.from_wire(orjson.loads(data))
+
 
 _MIN_BACKOFF = 0.05
 _MAX_BACKOFF = 1.0
@@ -59,11 +68,14 @@ class Subscriber:
         health_interval: idle seconds before a PING; no answer within as long again means a dead connection.
         timeout: seconds ``watch`` waits for a SUBSCRIBE to be confirmed (``start``: at least 5 s).
         metrics: told of each reconnection after a break.
+        decode: turns a message of a watched channel into what ``listener`` takes (default: a ``StreamEvent``).
     """
 
-    def __init__(self, new_link: Callable[[], Link], listener: EventListener, on_gap: GapListener | None, *,
-                 where: str, health_interval: float, timeout: float, metrics: Metrics = NULL_METRICS) -> None:
+    def __init__(self, new_link: Callable[[], Link], listener: EventListener | Callable[[Any], None],
+                 on_gap: GapListener | None, *, where: str, health_interval: float, timeout: float,
+                 metrics: Metrics = NULL_METRICS, decode: Decode = _event) -> None:
         self._new_link = new_link
+        self._decode = decode
         self._metrics = metrics
         self._listener = listener
         self._on_gap = on_gap
@@ -213,14 +225,15 @@ class Subscriber:
                     log.exception("gap listener failed on %s/%s", *group)
 
     def _deliver(self, channel: bytes, data: bytes) -> None:
-        if channel not in self._wanted:
+        group = self._wanted.get(channel)
+        if group is None:
             return  # a late message of a group just unwatched
         try:
-            event = StreamEvent.from_wire(orjson.loads(data))
+            event = self._decode(*group, data)
         except (ValueError, KeyError, TypeError) as exc:
-            log.error("dropping an undecodable event on Redis channel %r: %s", channel, exc)
+            log.error("dropping an undecodable message on Redis channel %r: %s", channel, exc)
             return
         try:
             self._listener(event)
         except Exception:
-            log.exception("event listener failed on %s/%s", event.stream, event.group)
+            log.exception("listener failed on %s/%s", *group)

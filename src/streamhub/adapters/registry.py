@@ -10,14 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from streamhub.adapters.base import StreamAdapter
+from streamhub.adapters.presence import MemoryPresence, PresenceStore
 from streamhub.config import KV_STORE, REDIS_ADAPTER, AdapterConfig
 from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.positions import LogLimits
 from streamhub.errors import ConfigError
 
-__all__ = ["ADAPTERS", "AdapterFactory", "build_adapter", "memory_adapter"]
+__all__ = ["ADAPTERS", "PRESENCE", "AdapterFactory", "PresenceFactory", "build_adapter", "build_presence",
+           "memory_adapter"]
 
 AdapterFactory = Callable[[AdapterConfig, Metrics], StreamAdapter]
+PresenceFactory = Callable[[AdapterConfig, float], PresenceStore]
+"""(adapter config, lease in seconds) -> the presence store that goes with that adapter class."""
 
 
 def _limits(config: AdapterConfig) -> LogLimits:
@@ -42,6 +46,25 @@ def _redis(config: AdapterConfig, metrics: Metrics) -> StreamAdapter:
 
 ADAPTERS: dict[str, AdapterFactory] = {KV_STORE: _kv_store, REDIS_ADAPTER: _redis}
 """Adapter class name (as written in config.yaml) -> factory."""
+
+
+def _memory_presence(config: AdapterConfig, ttl: float) -> PresenceStore:
+    return MemoryPresence()
+
+
+def _redis_presence(config: AdapterConfig, ttl: float) -> PresenceStore:
+    from streamhub.adapters.redis_presence import RedisPresence
+
+    return RedisPresence(config.redis_url, config.key_prefix, ttl=ttl)
+
+
+PRESENCE: dict[str, PresenceFactory] = {KV_STORE: _memory_presence, REDIS_ADAPTER: _redis_presence}
+"""Adapter class name -> the presence store its engines share (embedded stores: this engine's memory)."""
+
+
+def build_presence(config: AdapterConfig, ttl: float) -> PresenceStore:
+    """The presence store for the adapter class a config names (memory for a class without one)."""
+    return PRESENCE.get(config.class_name, _memory_presence)(config, ttl)
 
 
 def build_adapter(config: AdapterConfig, metrics: Metrics = NULL_METRICS) -> StreamAdapter:

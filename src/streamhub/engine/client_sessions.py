@@ -2,11 +2,12 @@
 
 Order on join: the per-connection subscription cap -> join guards (``join_guards``: any refusal, or any guard
 that cannot judge, refuses with a reason) -> register with the hub (events start
-buffering) -> read the snapshot and its position (or, for a join that carries a position, the missed events) ->
-send ``sync`` (+ replayed events) -> release the buffered events the client does not have yet. So the client
-sees every change exactly once, including those made while its snapshot was read. A resync (the adapter reports
-that a group's events may have been lost) sends every subscription of the group a fresh snapshot the same way,
-without triggers.
+buffering) -> the connection becomes a member of the group (``engine.presence``) -> read the snapshot and its
+position (or, for a join that carries a position, the missed events) -> send ``sync`` (+ replayed events) ->
+release the buffered events the client does not have yet -> for a presence join, its presence ``sync``. So the
+client sees every change exactly once, including those made while its snapshot was read. A resync (the adapter
+reports that a group's events may have been lost) sends every subscription of the group a fresh snapshot the same
+way, without triggers.
 """
 
 from __future__ import annotations
@@ -17,16 +18,20 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from streamhub.adapters.base import StreamAdapter
+from streamhub.adapters.presence import MemoryPresence
 from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.positions import Position
 from streamhub.core.triggers import LEAVE, TriggerIndex
 from streamhub.engine.hub import Hold, Hub, Subscription
 from streamhub.engine.join_guards import JoinGuards
 from streamhub.engine.outbox import Outbox
+from streamhub.engine.presence import DEFAULT_MAX_INFO_BYTES, Presence, presence_info
 from streamhub.errors import InvalidRequest, StreamhubError
 from streamhub.protocol.client_messages import (
+    PresenceQuery,
     SubscriptionData,
     error_frame,
+    presence_answer,
     recovered_wrapper,
     sync_wrapper,
     unauthorized_wrapper,
@@ -56,6 +61,13 @@ class ClientConnection:
         self.context = context  # what the auth function returned; passed to join/leave triggers
         self.max_subscriptions = max_subscriptions
         self.session = ClientSession()
+        self._info: tuple[Any] | None = None
+
+    def presence_info(self, max_bytes: int) -> Any:
+        """The ``presence`` field of the auth context, checked once per connection (one WARNING if too large)."""
+        if self._info is None:
+            self._info = (presence_info(self.context, max_bytes, self.connection_id),)
+        return self._info[0]
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue one JSON message to this client."""
@@ -66,8 +78,11 @@ class ClientSessions:
     """Joins, leaves and disconnects of every client connection."""
 
     def __init__(self, hub: Hub, adapter: StreamAdapter, triggers: TriggerIndex, call: Call,
-                 join_timeout: float, metrics: Metrics = NULL_METRICS) -> None:
+                 join_timeout: float, metrics: Metrics = NULL_METRICS, presence: Presence | None = None,
+                 max_info_bytes: int = DEFAULT_MAX_INFO_BYTES) -> None:
         self._hub = hub
+        self.presence = presence or Presence(MemoryPresence())
+        self._max_info = max_info_bytes
         self._metrics = metrics
         self._adapter = adapter
         self._triggers = triggers
@@ -93,10 +108,11 @@ class ClientSessions:
         replaced = conn.session.opened(sub)
         if replaced is not None:
             await self._unregister(conn, replaced)
-        live = Subscription(conn.outbox, sub.id, sub)
+        live = Subscription(conn.outbox, sub.id, sub, conn.connection_id)
         held = live.buffer
         is_first = self._hub.add((conn.connection_id, sub.subscriptionId), sub.streamName, sub.groupId, live)
         await self._watched(sub.streamName, sub.groupId, is_first)
+        await self.presence.opened(conn.connection_id, conn.presence_info(self._max_info), sub, live)
         try:
             first, floor = await self._catch_up(sub)
         except StreamhubError as exc:
@@ -108,9 +124,29 @@ class ClientSessions:
             return
         self._metrics.joined()
         self._metrics.sent("stream", sum(len(frame) for frame in first))
-        await live.go_live(first, floor, held)
+        if await live.go_live(first, floor, held):
+            await self.presence.synced(live)
         log.debug("client %s joined %s/%s (subscription %s)", conn.connection_id, sub.streamName, sub.groupId,
                   sub.subscriptionId)
+
+    async def presence_request(self, conn: ClientConnection, query: PresenceQuery) -> None:
+        """Answer who is in a group; fail closed: only a subscriber of the group, or whom every join guard admits."""
+        stream, group = query.streamName, query.groupId
+        subscribed = any(sub.streamName == stream and sub.groupId == group
+                         for sub in conn.session.subscriptions.values())
+        if not subscribed:
+            payload = {"subscription_id": query.requestId, "stream_name": stream, "group_id": group, "id": None,
+                       "context": conn.context, "connection_id": conn.connection_id}
+            refusal = await self._guards.refusal(stream, group, payload)
+            if refusal is not None:
+                error = InvalidRequest(f"presence of {stream}/{group} refused ({refusal}): join it first, or be "
+                                       "admitted by its join guards", code="unauthorized")
+                frame = error_frame(error, request_id=query.requestId)
+                frame["error"]["reason"] = refusal
+                conn.send(frame)
+                return
+        roster = await self.presence.roster(stream, group)
+        conn.send(presence_answer(query, [member.to_wire() for member in roster.members], roster.count))
 
     async def leave(self, conn: ClientConnection, sub: SubscriptionData) -> None:
         """Fire leave triggers, then unsubscribe (a leave for an unknown id still fires them)."""
@@ -190,7 +226,9 @@ class ClientSessions:
                 delay = min(delay * 2, 2.0)
         for (sub, token), (state, position) in zip(held, snapshots, strict=True):
             assert sub.data is not None
-            await sub.go_live([text_frame(encode(sync_wrapper(sub.data, state, position)))], position.offset, token)
+            if await sub.go_live([text_frame(encode(sync_wrapper(sub.data, state, position)))], position.offset,
+                                 token):
+                await self.presence.synced(sub)
 
     def _forget(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
         if self._resyncs.get(key) is task:
@@ -233,6 +271,7 @@ class ClientSessions:
     async def _unregister(self, conn: ClientConnection, sub: SubscriptionData) -> None:
         if self._hub.remove((conn.connection_id, sub.subscriptionId), sub.streamName, sub.groupId):
             await self._adapter.unwatch(sub.streamName, sub.groupId)
+        await self.presence.closed(conn.connection_id, sub)
 
 
 def _over_cap(conn: ClientConnection, sub: SubscriptionData) -> bool:

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any
 
 from streamhub.adapters.base import StreamAdapter
+from streamhub.adapters.presence import MemoryPresence, PresenceStore
 from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.triggers import TriggerIndex
 from streamhub.core.values import DEFAULT_MAX_DEPTH
@@ -22,6 +23,7 @@ from streamhub.engine.functions import FunctionMeta, FunctionRegistry
 from streamhub.engine.hub import Hub
 from streamhub.engine.introspection import Introspection
 from streamhub.engine.invocations import Invocations
+from streamhub.engine.presence import DEFAULT_MAX_INFO_BYTES, DEFAULT_MAX_MEMBERS, Presence
 from streamhub.engine.stream_functions import DESCRIPTIONS, StreamFunctions
 from streamhub.engine.timed_adapter import TimedAdapter
 from streamhub.engine.trigger_runner import TriggerRunner
@@ -44,12 +46,17 @@ class Engine:
         metrics: the observability seam (``core.metrics``); the default counts nothing and times nothing.
         functions_available_delay: seconds after a change of the function set before
             ``engine::functions-available`` fires (one call per burst of registrations).
+        presence: who is in which group (default: this engine's memory); max_presence_members and
+            max_presence_info_bytes bound what a member list and a member's info may hold.
     """
 
     def __init__(self, adapter: StreamAdapter, *, invocation_timeout: float = 30.0,
                  join_timeout: float = 10.0, max_value_depth: int = DEFAULT_MAX_DEPTH,
-                 metrics: Metrics = NULL_METRICS, functions_available_delay: float = 0.25) -> None:
+                 metrics: Metrics = NULL_METRICS, functions_available_delay: float = 0.25,
+                 presence: PresenceStore | None = None, max_presence_members: int = DEFAULT_MAX_MEMBERS,
+                 max_presence_info_bytes: int = DEFAULT_MAX_INFO_BYTES) -> None:
         self.adapter = adapter
+        self.presence = Presence(presence or MemoryPresence(), max_members=max_presence_members)
         self.invocation_timeout = invocation_timeout
         self.max_value_depth = max_value_depth
         self.metrics = metrics
@@ -59,7 +66,8 @@ class Engine:
         self.triggers = TriggerIndex()
         self.invocations = Invocations()
         self.runner = TriggerRunner(self.call, self.triggers, timeout=invocation_timeout, metrics=metrics)
-        self.clients = ClientSessions(self.hub, store, self.triggers, self.call, join_timeout, metrics)
+        self.clients = ClientSessions(self.hub, store, self.triggers, self.call, join_timeout, metrics,
+                                      self.presence, max_presence_info_bytes)
         self.trigger_types = WorkerTriggerTypes()
         self.catalog = Catalog(self)
         self.events = EngineEvents(self.call, lambda: [row.summary() for row in self.catalog.functions()],
@@ -67,7 +75,7 @@ class Engine:
         self.functions.on_change = self.events.functions_changed
         self.workers = WorkerSessions(self)
         builtins = StreamFunctions(store, self.runner.submit, max_value_depth=max_value_depth,
-                                   metrics=metrics).builtins()
+                                   metrics=metrics, presence=self.presence).builtins()
         for function_id, handler in builtins.items():  # ``stream.NAME`` are aliases: callable, not listed
             self.functions.add_builtin(function_id, handler, FunctionMeta(description=DESCRIPTIONS.get(function_id)),
                                        listed=function_id in DESCRIPTIONS)
@@ -77,6 +85,7 @@ class Engine:
     async def start(self) -> None:
         """Open the adapter and start delivering events and running triggers."""
         await self.adapter.start(self.hub.dispatch, self.clients.resync)
+        await self.presence.start()
         self.runner.start()
         self.events.start()
 
@@ -85,6 +94,7 @@ class Engine:
         await self.events.close()
         await self.runner.close()
         await self.clients.close()
+        await self.presence.close()
         await self.adapter.close()
         log.info("engine stopped: %d frames delivered, %d trigger failures",
                  self.hub.delivered, self.runner.failures)

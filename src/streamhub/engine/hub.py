@@ -6,6 +6,10 @@ Each event is encoded to a WebSocket frame once per group; every matching subscr
 snapshot (or replay) already covers, by offset, are dropped, so none is seen twice. The same buffering serves a
 resync (the adapter may have lost events of a group): ``hold`` starts a new buffer, and only the snapshot read
 after that hold may end it, so a client never sees a snapshot older than an event it already got.
+
+Presence frames (``engine.presence``) never pass through ``Hub.dispatch``: a subscription that asked for them
+carries a ``PresenceView`` that holds them until its presence ``sync`` is out, so subscriptions without presence
+pay nothing for it.
 """
 
 from __future__ import annotations
@@ -18,25 +22,76 @@ from streamhub.engine.outbox import Outbox
 from streamhub.protocol.client_messages import SubscriptionData
 from streamhub.protocol.codec import encode, text_frame
 
-__all__ = ["Hold", "Hub", "Subscription"]
+__all__ = ["Hold", "Hub", "PresenceView", "Subscription"]
 
 GroupKey = tuple[str, str]
 Hold = list[tuple[int, bytes]]
 """Frames held back for a subscription (offset, frame); the list object is also the token of one hold."""
 
 
+class PresenceView:
+    """The presence side of a subscription that joined with ``"presence": true``.
+
+    Presence frames are held (``pending``, with their seq) until the subscription's presence ``sync`` is out, and
+    that sync is sent only after the join's own ``sync`` (``ready``). ``pending`` is also the token of one presence
+    sync: a newer one (after a gap) replaces the list, and the older read is then dropped.
+    """
+
+    __slots__ = ("floor", "held_bytes", "pending", "ready")
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[int, bytes]] | None = []
+        self.held_bytes = 0
+        self.ready = False  # the join's sync is out: a presence sync may follow it
+        self.floor = 0  # changes at or below this seq are in the presence sync the client got
+
+    def deliver(self, outbox: Outbox, frame: bytes, seq: int) -> None:
+        """Queue a presence frame, or hold it until the presence sync is out."""
+        if self.pending is None:
+            if seq > self.floor:
+                outbox.put(frame)
+        else:
+            self.pending.append((seq, frame))
+            self.held_bytes += len(frame)
+            if self.held_bytes > outbox.max_pending_bytes:  # bounded like the outbox
+                outbox.cut_off()
+
+    def hold(self) -> list[tuple[int, bytes]]:
+        """Hold presence frames anew (a fresh presence sync is coming); returns its token."""
+        self.pending = []
+        self.held_bytes = 0
+        return self.pending
+
+    def go_live(self, outbox: Outbox, frame: bytes, seq: int, token: list[tuple[int, bytes]]) -> bool:
+        """Send the presence ``sync`` read for ``token``, then the held changes it does not cover; False if stale."""
+        if self.pending is not token:
+            return False
+        outbox.put(frame)
+        self.floor = seq
+        for held_seq, held in token:
+            if held_seq > seq:
+                outbox.put(held)
+        self.pending = None
+        self.held_bytes = 0
+        return True
+
+
 class Subscription:
     """One client subscription: a group (``item`` None) or one item, delivering into an outbox.
 
-    ``data`` is the client's join (needed to build a fresh ``sync`` when the group is resynced).
+    ``data`` is the client's join (needed to build a fresh ``sync`` when the group is resynced);
+    ``connection_id`` names the connection it belongs to; ``presence`` is set when it asked for presence events.
     """
 
-    __slots__ = ("buffer", "buffered_bytes", "data", "floor", "item", "outbox")
+    __slots__ = ("buffer", "buffered_bytes", "connection_id", "data", "floor", "item", "outbox", "presence")
 
-    def __init__(self, outbox: Outbox, item: str | None, data: SubscriptionData | None = None) -> None:
+    def __init__(self, outbox: Outbox, item: str | None, data: SubscriptionData | None = None,
+                 connection_id: str = "") -> None:
         self.outbox = outbox
         self.item = item
         self.data = data
+        self.connection_id = connection_id
+        self.presence: PresenceView | None = None
         # (offset, frame) held back until the snapshot has been sent; None once live.
         self.buffer: Hold | None = []
         self.buffered_bytes = 0  # bounded like the outbox: a client that cannot take its catch-up is cut off

@@ -18,6 +18,7 @@ from streamhub.core.names import validate_name
 from streamhub.core.update_ops import parse_ops
 from streamhub.core.values import DEFAULT_MAX_DEPTH, check_ops, check_value
 from streamhub.engine.functions import NO_RESULT, Builtin
+from streamhub.engine.presence import Presence
 from streamhub.errors import InvalidRequest
 
 __all__ = ["DESCRIPTIONS", "StreamFunctions"]
@@ -33,6 +34,8 @@ DESCRIPTIONS: Final = {  # what engine::functions::list says about each
     "stream::list_groups": "List the groups of a stream",
     "stream::list_all": "List every stream with its groups",
     "stream::send": "Send a custom event to a group's subscribers (not stored)",
+    "stream::presence": "List who is in a group (one member per client connection), every engine included",
+    "stream::presence_count": "Count who is in a group, every engine included",
 }
 
 
@@ -47,8 +50,10 @@ class StreamFunctions:
     """
 
     def __init__(self, adapter: StreamAdapter, on_change: Callable[[StreamEvent], Awaitable[None]], *,
-                 max_value_depth: int = DEFAULT_MAX_DEPTH, metrics: Metrics = NULL_METRICS) -> None:
+                 max_value_depth: int = DEFAULT_MAX_DEPTH, metrics: Metrics = NULL_METRICS,
+                 presence: Presence | None = None) -> None:
         self._adapter = adapter
+        self._presence = presence
         self._on_change = on_change
         self._max_depth = max_value_depth
         self._metrics = metrics
@@ -65,6 +70,9 @@ class StreamFunctions:
             "list_all": self.list_all,
             "send": self.send,
         }
+        if self._presence is not None:
+            table["presence"] = self.presence
+            table["presence_count"] = self.presence_count
         ids: dict[str, Builtin] = {}
         for name, handler in table.items():
             ids[f"stream::{name}"] = handler
@@ -129,6 +137,20 @@ class StreamFunctions:
         self._metrics.event_written(CUSTOM)
         await self._on_change(sent)
         return None
+
+    async def presence(self, data: Any) -> Any:
+        payload = _object(data, "presence")
+        assert self._presence is not None
+        roster = await self._presence.roster(_name(payload, "stream_name"), _name(payload, "group_id"))
+        answer: dict[str, Any] = {"members": [member.to_wire() for member in roster.members], "count": roster.count}
+        if roster.truncated:
+            answer["truncated"] = True
+        return answer
+
+    async def presence_count(self, data: Any) -> Any:
+        payload = _object(data, "presence_count")
+        assert self._presence is not None
+        return {"count": await self._presence.count(_name(payload, "stream_name"), _name(payload, "group_id"))}
 
     # Private
 

@@ -23,9 +23,14 @@ __all__ = [
     "ClientMessage",
     "Join",
     "Leave",
+    "PresenceQuery",
+    "PresenceRequest",
     "ResumeFrom",
     "SubscriptionData",
     "error_frame",
+    "presence_answer",
+    "presence_event",
+    "presence_sync_wrapper",
     "recovered_wrapper",
     "sync_wrapper",
     "unauthorized_wrapper",
@@ -55,6 +60,7 @@ class SubscriptionData(msgspec.Struct, frozen=True):
     groupId: str
     id: str | None = None
     position: ResumeFrom | None = None
+    presence: bool = False  # streamhub extension: also send this subscription the group's presence events
 
 
 class Join(msgspec.Struct, frozen=True, tag="join", tag_field="type"):
@@ -69,7 +75,21 @@ class Leave(msgspec.Struct, frozen=True, tag="leave", tag_field="type"):
     data: SubscriptionData
 
 
-ClientMessage = Join | Leave
+class PresenceQuery(msgspec.Struct, frozen=True):
+    """Which group's members a ``presence`` request asks for; ``requestId`` is echoed in the answer."""
+
+    requestId: str
+    streamName: str
+    groupId: str
+
+
+class PresenceRequest(msgspec.Struct, frozen=True, tag="presence", tag_field="type"):
+    """Ask who is in a group without subscribing (streamhub extension): answered by a ``presence`` frame."""
+
+    data: PresenceQuery
+
+
+ClientMessage = Join | Leave | PresenceRequest
 
 
 def sync_wrapper(sub: SubscriptionData, snapshot: Any, position: Position) -> dict[str, Any]:
@@ -93,15 +113,44 @@ def unauthorized_wrapper(sub: SubscriptionData, reason: str) -> dict[str, Any]:
     return _wrapper(sub, {"type": "unauthorized", "reason": reason})
 
 
-def error_frame(error: StreamhubError, subscription_id: str | None = None) -> dict[str, Any]:
+def error_frame(error: StreamhubError, subscription_id: str | None = None, request_id: str | None = None
+                ) -> dict[str, Any]:
     """streamhub's answer to a frame it cannot use; the connection stays open.
 
-    A join that failed names its subscription, so the client knows which one to retry.
+    A join that failed names its subscription, so the client knows which one to retry; a failed presence request
+    names its ``requestId``.
     """
     frame: dict[str, Any] = {"type": "error", "error": error.to_wire()}
     if subscription_id is not None:
         frame["subscriptionId"] = subscription_id
+    if request_id is not None:
+        frame["requestId"] = request_id
     return frame
+
+
+def presence_sync_wrapper(sub: SubscriptionData, members: list[dict[str, Any]], count: int) -> dict[str, Any]:
+    """The presence ``sync`` a presence subscription gets after its join's ``sync``: who is there now."""
+    event: dict[str, Any] = {"type": "presence", "action": "sync", "members": members, "count": count}
+    if len(members) < count:
+        event["truncated"] = True
+    wrapper = _wrapper(sub, event)
+    wrapper["id"] = None
+    return wrapper
+
+
+def presence_event(stream: str, group: str, action: str, member: dict[str, Any]) -> dict[str, Any]:
+    """A member joined or left: the same frame for every presence subscription of the group (no offset)."""
+    return {"type": "stream", "timestamp": now_ms(), "streamName": stream, "groupId": group, "id": None,
+            "event": {"type": "presence", "action": action, "member": member}}
+
+
+def presence_answer(query: PresenceQuery, members: list[dict[str, Any]], count: int) -> dict[str, Any]:
+    """The answer to a ``presence`` request."""
+    answer: dict[str, Any] = {"type": "presence", "requestId": query.requestId, "streamName": query.streamName,
+                              "groupId": query.groupId, "members": members, "count": count}
+    if len(members) < count:
+        answer["truncated"] = True
+    return answer
 
 
 def _wrapper(sub: SubscriptionData, event: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,14 @@ import msgspec
 
 from streamhub.core.names import validate_name
 from streamhub.errors import ProtocolViolation
-from streamhub.protocol.client_messages import ClientMessage, Join, Leave, SubscriptionData
+from streamhub.protocol.client_messages import (
+    ClientMessage,
+    Join,
+    Leave,
+    PresenceQuery,
+    PresenceRequest,
+    SubscriptionData,
+)
 from streamhub.protocol.codec import MAX_FRAME_DEPTH, depth_over, shorten
 
 __all__ = ["ClientSession"]
@@ -25,7 +32,7 @@ class ClientSession:
         # subscriptionId -> what it watches; a repeated id replaces the earlier subscription.
         self.subscriptions: dict[str, SubscriptionData] = {}
 
-    def receive(self, frame: bytes | str) -> Join | Leave | None:
+    def receive(self, frame: bytes | str) -> Join | Leave | PresenceRequest | None:
         """Decode one frame.
 
         Returns:
@@ -53,14 +60,14 @@ class ClientSession:
         return self.subscriptions.pop(subscription_id, None)
 
 
-def _decode(frame: bytes | str) -> Join | Leave:
+def _decode(frame: bytes | str) -> Join | Leave | PresenceRequest:
     """Decode one frame into a message; every failure is a ``ProtocolViolation`` saying what and where."""
     depth = depth_over(frame)
     if depth is not None:
         raise ProtocolViolation(f"frame nests {depth} levels deep (at most {MAX_FRAME_DEPTH})",
                                 code="frame_too_deep")
     try:
-        message: Join | Leave = _decoder.decode(frame)
+        message: Join | Leave | PresenceRequest = _decoder.decode(frame)
     except msgspec.ValidationError as exc:
         raise ProtocolViolation(f"invalid message: {shorten(str(exc))}") from None
     except msgspec.DecodeError as exc:
@@ -70,8 +77,8 @@ def _decode(frame: bytes | str) -> Join | Leave:
     return message
 
 
-def _validate(sub: SubscriptionData) -> None:
+def _validate(sub: SubscriptionData | PresenceQuery) -> None:
     validate_name("data.streamName", sub.streamName)
     validate_name("data.groupId", sub.groupId)
-    if sub.id is not None:
+    if isinstance(sub, SubscriptionData) and sub.id is not None:
         validate_name("data.id", sub.id)

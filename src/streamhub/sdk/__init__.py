@@ -19,6 +19,7 @@ from streamhub.sdk.errors import (
 from streamhub.sdk.events import Record, StreamEvent
 from streamhub.sdk.link import Backoff
 from streamhub.sdk.positions import Position
+from streamhub.sdk.presence import PresenceAnswer, PresenceMember
 from streamhub.sdk.registry import FunctionEntry, Registration, TriggerEntry
 from streamhub.sdk.subscriber import StreamClient
 from streamhub.sdk.subscription import Subscription
@@ -33,6 +34,8 @@ __all__ = [
     "FunctionEntry",
     "NotConnected",
     "Position",
+    "PresenceAnswer",
+    "PresenceMember",
     "Record",
     "Registration",
     "RegistrationError",

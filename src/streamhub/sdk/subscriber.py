@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from ssl import SSLContext
 from types import TracebackType
@@ -26,6 +27,7 @@ from streamhub.sdk.credentials import redact
 from streamhub.sdk.errors import SubscriptionError
 from streamhub.sdk.events import StreamEvent
 from streamhub.sdk.link import Backoff, Link, is_refusal, refusal_status
+from streamhub.sdk.presence import PresenceAnswer, answer_from_wire
 from streamhub.sdk.session import SessionHolder
 from streamhub.sdk.subscription import Callback, Subscription
 
@@ -64,6 +66,7 @@ class StreamClient:
         self._lanes: list[_Lane] = []
         self._closing: set[asyncio.Future[None]] = set()  # lanes closing in the background
         self._validator = ClientSession()
+        self._requests: dict[str, asyncio.Future[dict[str, Any]]] = {}  # presence requests awaiting answers
 
     async def __aenter__(self) -> StreamClient:
         return self
@@ -73,13 +76,16 @@ class StreamClient:
         await self.close()
 
     def subscribe(self, stream_name: str, group_id: str, callback: Callback | None = None, *,
-                  item_id: str | None = None, max_queue: int | None = None) -> Subscription:
+                  item_id: str | None = None, max_queue: int | None = None, presence: bool = False) -> Subscription:
         """Subscribe to a group (or one item); events go to ``callback`` or, without one, to ``async for``.
+
+        With ``presence=True`` presence events come too and ``subscription.members`` lists who is in the group.
 
         Raises:
             InvalidRequest: a name is empty, too long or holds control characters (the message names it).
         """
-        sub = Subscription(stream_name, group_id, item_id, callback, max_queue or self.max_queue, self._left)
+        sub = Subscription(stream_name, group_id, item_id, callback, max_queue or self.max_queue, self._left,
+                           presence)
         try:
             self._validator.receive(encode({"type": "join", "data": sub.join_data()}))
         except InvalidRequest:
@@ -91,6 +97,38 @@ class StreamClient:
             self._lanes.append(lane)
         lane.add(sub)
         return sub
+
+    async def presence(self, stream_name: str, group_id: str, *, timeout: float = 10.0) -> PresenceAnswer:
+        """Who is in a group right now, without subscribing (the stream port's ``presence`` request).
+
+        Raises:
+            SubscriptionError: refused (``code == "unauthorized"``, ``reason`` from the join guards: the engine
+                answers only a connection subscribed to the group or admitted by its join guards), failed, or no
+                answer within ``timeout``.
+            InvalidRequest: a name is invalid.
+        """
+        request_id = str(uuid.uuid4())
+        self._validator.receive(encode({"type": "presence", "data": {
+            "requestId": request_id, "streamName": stream_name, "groupId": group_id}}))
+        if not self._lanes:
+            self._lanes.append(_Lane(self, self._sessions.get(), self._options))
+        lane = self._lanes[0]
+        lane.link.start()
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._requests[request_id] = answer
+        try:
+            async with asyncio.timeout(timeout):
+                if not await lane.link.wait_ready(timeout):
+                    raise SubscriptionError(f"presence of {stream_name}/{group_id}: not connected to "
+                                            f"{lane.link.safe_url}")
+                await lane.link.send(encode({"type": "presence", "data": {
+                    "requestId": request_id, "streamName": stream_name, "groupId": group_id}}))
+                message = await answer
+        except TimeoutError:
+            raise SubscriptionError(f"presence of {stream_name}/{group_id}: no answer within {timeout:g} s") from None
+        finally:
+            self._requests.pop(request_id, None)
+        return _presence_answer(message, stream_name, group_id)
 
     async def close(self) -> None:
         """Leave every subscription and close the sockets."""
@@ -113,6 +151,15 @@ class StreamClient:
                     closing.add_done_callback(self._closing.discard)
                 return
 
+    def _answered(self, message: dict[str, Any]) -> bool:
+        """A frame answering a presence request (answer or error); False if it answers none."""
+        waiter = self._requests.get(str(message.get("requestId")))
+        if waiter is None:
+            return False
+        if not waiter.done():
+            waiter.set_result(message)
+        return True
+
     def _lane_failed(self, lane: _Lane) -> None:
         if lane in self._lanes:
             self._lanes.remove(lane)
@@ -130,9 +177,10 @@ class _Lane:
                          on_close=self._on_close, is_fatal=is_refusal, on_fatal=self._on_fatal, **options)
 
     def overlaps(self, sub: Subscription) -> bool:
-        """True if ``sub`` and a subscription of this lane would both receive some event."""
+        """True if ``sub`` and a subscription of this lane would both receive some event (presence included)."""
         return any(other.stream_name == sub.stream_name and other.group_id == sub.group_id
-                   and (other.item_id is None or sub.item_id is None or other.item_id == sub.item_id)
+                   and (other.item_id is None or sub.item_id is None or other.item_id == sub.item_id
+                        or (other.presence and sub.presence))
                    for other in self.subs.values())
 
     def add(self, sub: Subscription) -> None:
@@ -188,6 +236,8 @@ class _Lane:
             return
         if not isinstance(message, dict):
             return
+        if "requestId" in message and self._owner._answered(message):
+            return
         if message.get("type") == "error":
             self._on_error(message)
         elif message.get("type") == "stream":
@@ -212,6 +262,9 @@ class _Lane:
         kind = event.event_type
         if kind in _FIRST_FRAMES:
             sub = self._by_address.get((stream, group, item))
+        elif kind == "presence":  # id is null: the lane's one presence subscription of the group
+            sub = next((s for s in self.subs.values()
+                        if s.presence and s.stream_name == stream and s.group_id == group), None)
         else:
             sub = self._by_address.get((stream, group, None)) or self._by_address.get((stream, group, item))
         if sub is None:
@@ -243,6 +296,17 @@ class _Lane:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _presence_answer(message: dict[str, Any], stream: str, group: str) -> PresenceAnswer:
+    if message.get("type") != "error":
+        return answer_from_wire(message)
+    error = message.get("error")
+    body = error if isinstance(error, dict) else {}
+    reason = body.get("reason")
+    raise SubscriptionError(f"presence of {stream}/{group}: {body.get('message')}",
+                            code=str(body.get("code") or "subscription_failed"),
+                            reason=reason if isinstance(reason, str) else None)
 
 
 def _address(sub: Subscription) -> Address:

@@ -20,6 +20,7 @@ from typing import Any
 from streamhub.sdk.errors import SubscriptionError
 from streamhub.sdk.events import StreamEvent
 from streamhub.sdk.positions import Cursor, Position
+from streamhub.sdk.presence import Members, PresenceMember
 
 __all__ = ["Callback", "Subscription"]
 
@@ -35,14 +36,19 @@ class Subscription:
     follow (``event.replayed`` is True), or, when the engine can no longer replay them all, another ``sync`` with
     the state at that time, which replaces the earlier one. ``unsubscribe()`` ends it; so does leaving an
     ``async with`` block.
+
+    With ``presence=True`` the engine also sends, after each ``sync``, a ``presence`` event (``action`` ``sync``:
+    who is in the group) and then one per member that joins or leaves; ``members`` is kept current from them.
     """
 
     def __init__(self, stream_name: str, group_id: str, item_id: str | None, callback: Callback | None,
-                 max_queue: int, on_unsubscribe: Callable[[Subscription], None]) -> None:
+                 max_queue: int, on_unsubscribe: Callable[[Subscription], None], presence: bool = False) -> None:
         self.id = str(uuid.uuid4())
         self.stream_name = stream_name
         self.group_id = group_id
         self.item_id = item_id
+        self.presence = presence
+        self._members = Members()
         self.error: SubscriptionError | None = None
         self._error_was_delivered = False  # the refusal came as an ``unauthorized`` event the consumer sees
         self.cursor = Cursor()
@@ -77,6 +83,20 @@ class Subscription:
         it holds no snapshot; the replayed events follow it)."""
         return self.cursor.last_sync
 
+    @property
+    def members(self) -> list[PresenceMember]:
+        """Who is in the group (one member per client connection, oldest first), for a presence subscription.
+
+        Replaced by each presence ``sync`` (after every join and reconnect), then updated by joins and leaves.
+        The engine lists at most ``max_presence_members``; ``member_count`` stays exact.
+        """
+        return self._members.list()
+
+    @property
+    def member_count(self) -> int:
+        """How many members the group has (exact even when ``members`` was cut at the engine's limit)."""
+        return self._members.count
+
     def join_data(self, position: dict[str, Any] | None = None) -> dict[str, Any]:
         """The ``data`` of this subscription's join/leave frames (wire names); ``position`` asks to resume."""
         data: dict[str, Any] = {"subscriptionId": self.id, "streamName": self.stream_name, "groupId": self.group_id}
@@ -84,6 +104,8 @@ class Subscription:
             data["id"] = self.item_id
         if position is not None:
             data["position"] = position
+        if self.presence:
+            data["presence"] = True
         return data
 
     def unsubscribe(self) -> None:
@@ -130,6 +152,8 @@ class Subscription:
         """Queue ``event`` for the consumer."""
         if self._ended:
             return
+        if event.event_type == "presence":
+            self._members.apply(event.event)  # current as soon as it arrives, before the consumer reads it
         self._queue.put_nowait(event)
         if event.event_type == "sync":
             self._last_sync = event

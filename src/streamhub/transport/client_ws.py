@@ -20,7 +20,7 @@ from streamhub.engine.engine import Engine
 from streamhub.engine.outbox import Outbox
 from streamhub.errors import InvalidRequest, StreamhubError
 from streamhub.protocol import close_codes
-from streamhub.protocol.client_messages import Join, error_frame
+from streamhub.protocol.client_messages import Join, PresenceRequest, error_frame
 from streamhub.protocol.codec import encode
 from streamhub.transport.access import OriginPolicy
 from streamhub.transport.auth import AuthDecision, authenticate
@@ -150,17 +150,23 @@ class ClientEndpoint:
             return
         if message is None:
             return
+        if isinstance(message, PresenceRequest):
+            ids: dict[str, str] = {"request_id": message.data.requestId}
+        else:
+            ids = {"subscription_id": message.data.subscriptionId}
         try:
             if isinstance(message, Join):
                 await self._engine.clients.join(conn, message.data)
+            elif isinstance(message, PresenceRequest):
+                await self._engine.clients.presence_request(conn, message.data)
             else:
                 await self._engine.clients.leave(conn, message.data)
         except StreamhubError as exc:
             log.debug("client %s: %s refused: %s", conn.connection_id, type(message).__name__.lower(), exc.message)
-            conn.send(error_frame(exc, message.data.subscriptionId))
+            conn.send(error_frame(exc, **ids))
         except Exception:  # a bug, not the client's fault: answer and keep the connection
             log.exception("client %s: %s failed", conn.connection_id, type(message).__name__.lower())
-            conn.send(error_frame(StreamhubError("internal error"), message.data.subscriptionId))
+            conn.send(error_frame(StreamhubError("internal error"), **ids))
 
 
 async def _close_slow(ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:

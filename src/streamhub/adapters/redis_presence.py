@@ -1,0 +1,236 @@
+"""Presence shared by every engine on one Redis (the ``PresenceStore`` of ``RedisAdapter`` deployments).
+
+Why it looks like this (layout in ``keys.py``, scripts in ``lua/presence*.lua``):
+
+* Members live in one hash per group; every change is numbered (``seq``) and published on the group's presence
+  channel by the same script that applies it, so every engine sees a group's joins and leaves in order and can
+  tell which ones a ``members`` read (hash + seq in one script) already covers.
+* Each engine has an id and a lease in one sorted set (id -> expiry on the Redis clock, so engines' clocks do
+  not matter), and lists its members in a hash of its own. Every quarter of ``ttl`` it renews its lease and claims
+  engines whose lease ran out (``presence_renew.lua``, atomic: one claimer), removing their members with
+  ``leave`` events. A lease runs 3/4 of ``ttl`` after a renewal, so a killed engine's members are gone within
+  ``ttl``, and a renewal may be up to ``ttl/2`` late before an engine is wrongly claimed. No keyspace scan.
+* The engine keeps its own members in memory as the truth. If its lease was gone at a renewal (Redis restarted
+  or lost data, or a survivor claimed it while it was cut off) or a write failed, it rewrites its members
+  (``presence_reconcile.lua``: missing ones join again, stale ones leave). Changes published while the pub/sub
+  connection was down are reported as gaps (``pubsub.Subscriber``), and the engine re-reads the members.
+* Changes of a group reach an engine only while it ``watch``es the group (it has presence subscribers there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.resources
+import logging
+import uuid
+from collections.abc import Awaitable
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis import exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from streamhub.adapters.keys import RedisKeys, encode_name
+from streamhub.adapters.presence import (
+    Member,
+    PresenceChange,
+    PresenceGapListener,
+    PresenceListener,
+    PresenceStore,
+    Roster,
+)
+from streamhub.adapters.pubsub import Subscriber
+from streamhub.adapters.redis import _redact, _RedisLink
+from streamhub.errors import AdapterError, ConfigError
+
+__all__ = ["RedisPresence"]
+
+log = logging.getLogger(__name__)
+
+_CLAIMS_PER_RENEWAL = 16  # dead engines one renewal removes at most (the rest at the next one)
+
+
+def _script(name: str) -> str:
+    lua = importlib.resources.files("streamhub.adapters").joinpath("lua")
+    return "".join(lua.joinpath(part).read_text("utf-8") for part in ("presence.lua", name))
+
+
+class RedisPresence:
+    """Members of every engine of a deployment, in one Redis.
+
+    Args:
+        url, key_prefix: as for ``RedisAdapter`` (the same deployment uses the same ones).
+        ttl: seconds a killed engine's members outlive it at most (``presence_ttl_ms``).
+        timeout: seconds a command may take.
+    """
+
+    def __init__(self, url: str, key_prefix: str = "streamhub:", *, ttl: float = 15.0, timeout: float = 2.0,
+                 connect_timeout: float = 1.0) -> None:
+        self.where = _redact(url)
+        self.engine_id = uuid.uuid4().hex
+        self.ttl = ttl
+        self.keys = RedisKeys(key_prefix)
+        self._timeout = timeout
+        try:
+            self._pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=16, timeout=timeout, socket_timeout=timeout,
+                socket_connect_timeout=connect_timeout, retry=Retry(NoBackoff(), 0), protocol=2)
+        except ValueError as exc:
+            raise ConfigError(f"redis_url {self.where} is not a usable Redis URL: {exc}") from None
+        self._redis = aioredis.Redis(connection_pool=self._pool, retry=Retry(NoBackoff(), 0))
+        self._put = self._redis.register_script(_script("presence_put.lua"))
+        self._remove = self._redis.register_script(_script("presence_remove.lua"))
+        self._renew = self._redis.register_script(_script("presence_renew.lua"))
+        self._reconcile = self._redis.register_script(_script("presence_reconcile.lua"))
+        self._members = self._redis.register_script(_script("presence_members.lua"))
+        self._own = self.keys.presence_engine(self.engine_id)
+        self._mine: dict[tuple[str, str, str], Member] = {}  # (stream, group, connection) -> member: the truth
+        self._dirty = False  # a write failed: Redis may not hold what ``_mine`` says
+        self._subscriber: Subscriber | None = None
+        self._listener: PresenceListener | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self.claimed = 0  # members of dead engines this engine removed (tests, logs)
+
+    # Lifecycle
+
+    async def start(self, listener: PresenceListener, on_gap: PresenceGapListener | None = None) -> None:
+        """Take a lease (claiming dead engines), open the pub/sub connection, and keep renewing."""
+        self._listener = listener
+        await self._renew_once()
+        self._subscriber = Subscriber(lambda: _RedisLink(self._pool), listener, on_gap, where=self.where,
+                                      health_interval=1.0, timeout=self._timeout, decode=_change)
+        await self._subscriber.start()
+        self._renewer = asyncio.create_task(self._renew_forever(), name="streamhub-presence-lease")
+
+    async def close(self) -> None:
+        """Withdraw this engine's members (with leaves) and its lease, then release every connection."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
+        self._mine.clear()
+        with contextlib.suppress(AdapterError):
+            await self._call("withdrawing this engine's members", self._reconcile(
+                keys=[self._own], args=[self.keys.prefix]))
+            await self._call("dropping this engine's lease",
+                             self._redis.zrem(self.keys.presence_engines, self.engine_id))
+        if self._subscriber is not None:
+            await self._subscriber.close()
+            self._subscriber = None
+        await self._redis.aclose()
+        await self._pool.disconnect()
+
+    # Changes
+
+    async def join(self, stream: str, group: str, member: Member) -> None:
+        await self._store(stream, group, member)
+
+    async def update(self, stream: str, group: str, member: Member) -> None:
+        await self._store(stream, group, member)
+
+    async def leave(self, stream: str, group: str, member: Member) -> None:
+        self._mine.pop((stream, group, member.connection_id), None)
+        keys = [self.keys.presence_members(stream, group), self.keys.presence_seq(stream, group), self._own]
+        args: list[bytes | str] = [member.connection_id, self.keys.presence_channel(stream, group),
+                                   self._field(stream, group, member.connection_id), _json(member)]
+        await self._write(f"withdrawing a member of {stream}/{group}", self._remove(keys=keys, args=args))
+
+    # Reads
+
+    async def members(self, stream: str, group: str, limit: int) -> Roster:
+        keys = [self.keys.presence_members(stream, group), self.keys.presence_seq(stream, group)]
+        found: list[Any] = await self._call(f"reading the members of {stream}/{group}",
+                                            self._members(keys=keys, args=[limit]))
+        members = sorted((Member.from_wire(orjson.loads(raw)) for raw in found[2:]),
+                         key=lambda member: (member.joined_at, member.connection_id))
+        return Roster(members[:limit], int(found[0]), int(found[1]))
+
+    async def count(self, stream: str, group: str) -> int:
+        count: int = await self._call(f"counting the members of {stream}/{group}",
+                                      self._redis.hlen(self.keys.presence_members(stream, group)))
+        return count
+
+    async def watch(self, stream: str, group: str) -> None:
+        if self._subscriber is not None:
+            await self._subscriber.watch(self.keys.presence_channel(stream, group), stream, group)
+
+    async def unwatch(self, stream: str, group: str) -> None:
+        if self._subscriber is not None:
+            await self._subscriber.unwatch(self.keys.presence_channel(stream, group))
+
+    # Lease
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 4)
+            try:
+                await self._renew_once()
+            except AdapterError as exc:
+                self._dirty = True
+                log.warning("presence lease of engine %s not renewed: %s", self.engine_id, exc.message)
+
+    async def _renew_once(self) -> None:
+        """Renew (claiming dead engines); rewrite this engine's members if Redis lost them or a write failed."""
+        lease = int(self.ttl * 750)  # ms: 3/4 of the ttl, renewed every 1/4 (see the module docstring)
+        known, removed = await self._call("renewing the presence lease", self._renew(
+            keys=[self.keys.presence_engines], args=[self.engine_id, lease, self.keys.prefix, _CLAIMS_PER_RENEWAL]))
+        if removed:
+            self.claimed += int(removed)
+            log.info("presence: removed %d members of engines whose lease ran out", removed)
+        if (not known and self._mine) or self._dirty:
+            if not known and self._mine:
+                log.warning("presence: this engine's members were gone from Redis at %s; announcing %d again",
+                            self.where, len(self._mine))
+            await self._announce_all()
+
+    async def _announce_all(self) -> None:
+        args: list[bytes | str] = [self.keys.prefix]
+        for (stream, group, connection), member in self._mine.items():
+            args += [connection, self.keys.group_suffix(stream, group), _json(member)]
+        await self._call("announcing this engine's members", self._reconcile(keys=[self._own], args=args))
+        self._dirty = False
+
+    # Private
+
+    async def _store(self, stream: str, group: str, member: Member) -> None:
+        self._mine[(stream, group, member.connection_id)] = member
+        keys = [self.keys.presence_members(stream, group), self.keys.presence_seq(stream, group), self._own]
+        args: list[bytes | str] = [member.connection_id, _json(member), self.keys.presence_channel(stream, group),
+                                   self._field(stream, group, member.connection_id)]
+        await self._write(f"announcing a member of {stream}/{group}", self._put(keys=keys, args=args))
+
+    async def _write(self, what: str, command: Awaitable[Any]) -> None:
+        """A change; if it fails, the next renewal rewrites every member of this engine."""
+        try:
+            await self._call(what, command)
+        except AdapterError:
+            self._dirty = True
+            raise
+
+    def _field(self, stream: str, group: str, connection: str) -> bytes:
+        return encode_name(connection) + b" " + self.keys.group_suffix(stream, group)
+
+    async def _call(self, what: str, command: Awaitable[Any]) -> Any:
+        try:
+            return await command
+        except (exceptions.ConnectionError, exceptions.TimeoutError) as exc:
+            raise AdapterError(f"Redis at {self.where} unreachable while {what}: {exc}", temporary=True) from exc
+        except exceptions.RedisError as exc:
+            raise AdapterError(f"Redis at {self.where} failed while {what}: {exc}") from exc
+
+
+def _json(member: Member) -> bytes:
+    return orjson.dumps(member.to_wire())
+
+
+def _change(stream: str, group: str, data: bytes) -> PresenceChange:
+    """A presence channel message: ``{"seq", "action", "member"}``."""
+    message = orjson.loads(data)
+    return PresenceChange(stream, group, message["action"], Member.from_wire(message["member"]), int(message["seq"]))
+
+
+_check: type[PresenceStore] = RedisPresence

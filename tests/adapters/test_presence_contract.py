@@ -1,0 +1,135 @@
+"""The presence contract (``adapters/presence.py``), run against every presence store: memory and Redis.
+
+Redis also runs with two stores on one server (two engines), and with an engine that stops renewing its lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from streamhub.adapters.presence import JOIN, LEAVE, Member, MemoryPresence, PresenceChange, PresenceStore
+from streamhub.adapters.redis_presence import RedisPresence
+from tests.helpers import wait_until
+from tests.redis_server import RedisServer
+
+
+class Harness:
+    """A started presence store plus the changes and gaps it delivered."""
+
+    def __init__(self, store: PresenceStore) -> None:
+        self.store = store
+        self.changes: list[PresenceChange] = []
+        self.gaps: list[tuple[str, str]] = []
+
+    async def start(self) -> Harness:
+        await self.store.start(self.changes.append, lambda stream, group: self.gaps.append((stream, group)))
+        return self
+
+    async def seen(self, count: int) -> list[tuple[str, str]]:
+        """(action, connection) of the first ``count`` changes, waiting for them."""
+        await wait_until(lambda: len(self.changes) >= count, 5)
+        return [(change.action, change.member.connection_id) for change in self.changes[:count]]
+
+
+def member(connection: str, *subs: str, joined_at: int = 1) -> Member:
+    return Member(connection, subs or ("s1",), tuple(None for _ in subs or ("s1",)), joined_at, {"name": connection})
+
+
+def make(kind: str, request: pytest.FixtureRequest, ttl: float = 15.0) -> PresenceStore:
+    if kind == "memory":
+        return MemoryPresence()
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return RedisPresence(server.url, request.getfixturevalue("key_prefix"), ttl=ttl)
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def presence(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    harness = await Harness(make(request.param, request)).start()
+    try:
+        yield harness
+    finally:
+        await harness.store.close()
+
+
+async def test_join_update_leave_are_announced_once_each_in_seq_order(presence: Harness) -> None:
+    store = presence.store
+    await store.watch("s", "g")
+    await store.join("s", "g", member("a", joined_at=1))
+    await store.join("s", "g", member("b", joined_at=2))
+    await store.update("s", "g", member("a", "s1", "s2", joined_at=1))  # no event
+    await store.join("s", "g", member("a", "s1", "s2", joined_at=1))  # already there: no event
+    await store.leave("s", "g", member("b", joined_at=2))
+    await store.leave("s", "g", member("nobody"))  # unknown: nothing
+    assert await presence.seen(3) == [(JOIN, "a"), (JOIN, "b"), (LEAVE, "b")]
+    await asyncio.sleep(0.1)
+    assert len(presence.changes) == 3
+    seqs = [change.seq for change in presence.changes]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    assert presence.changes[0].member == member("a", joined_at=1)  # the member as it was then
+    roster = await store.members("s", "g", 10)
+    assert (roster.members, roster.count) == ([member("a", "s1", "s2", joined_at=1)], 1)
+    assert roster.seq == seqs[-1]  # the read reflects every change so far
+    assert await store.count("s", "g") == 1
+    assert await store.count("s", "other") == 0
+
+
+async def test_members_are_cut_at_the_limit_with_an_exact_count(presence: Harness) -> None:
+    for n in range(5):
+        await presence.store.join("s", "g", member(f"c{n}", joined_at=n))
+    roster = await presence.store.members("s", "g", 3)
+    assert (len(roster.members), roster.count, roster.truncated) == (3, 5, True)
+    assert len({m.connection_id for m in roster.members}) == 3
+    assert (await presence.store.members("s", "g", 0)).members == []
+
+
+async def test_groups_with_tricky_names_stay_apart(presence: Harness) -> None:
+    names = [("a:b", "c"), ("a", "b:c"), ("*", "{x}"), ("ü", "1:2")]
+    for n, (stream, group) in enumerate(names):
+        await presence.store.join(stream, group, member(f"c{n}"))
+    for n, (stream, group) in enumerate(names):
+        assert [m.connection_id for m in (await presence.store.members(stream, group, 10)).members] == [f"c{n}"]
+
+
+@pytest.mark.redis
+async def test_two_engines_see_each_others_members_and_changes(request: pytest.FixtureRequest) -> None:
+    one, two = Harness(make("redis", request)), Harness(make("redis", request))
+    await one.start()
+    await two.start()
+    try:
+        await two.store.watch("s", "g")
+        await one.store.join("s", "g", member("a"))
+        await two.store.join("s", "g", member("b"))
+        assert await two.seen(2) == [(JOIN, "a"), (JOIN, "b")]
+        assert (await one.store.members("s", "g", 10)).count == 2
+        assert one.changes == []  # not watching: nothing delivered
+        await one.store.close()  # a clean shutdown withdraws its members
+        assert await two.seen(3) == [(JOIN, "a"), (JOIN, "b"), (LEAVE, "a")]
+    finally:
+        await two.store.close()
+
+
+@pytest.mark.redis
+async def test_an_engine_that_stops_renewing_is_claimed_with_leaves(request: pytest.FixtureRequest) -> None:
+    dead, alive = make("redis", request, ttl=0.6), Harness(make("redis", request, ttl=0.6))
+    assert isinstance(dead, RedisPresence)
+    await Harness(dead).start()
+    await alive.start()
+    try:
+        await alive.store.watch("s", "g")
+        await dead.join("s", "g", member("a"))
+        await dead.join("s", "h", member("a"))
+        assert await alive.seen(1) == [(JOIN, "a")]
+        assert dead._renewer is not None
+        dead._renewer.cancel()  # as if killed: no more renewals, nothing withdrawn
+        loop = asyncio.get_running_loop()
+        stopped = loop.time()
+        assert await alive.seen(2) == [(JOIN, "a"), (LEAVE, "a")]
+        assert loop.time() - stopped < 0.6 + 0.3  # within the lease (plus scheduling slack)
+        assert await alive.store.count("s", "h") == 0  # every group of the dead engine
+    finally:
+        dead._mine.clear()
+        await dead.close()
+        await alive.store.close()
