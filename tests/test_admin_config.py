@@ -13,9 +13,12 @@ from streamhub.errors import ConfigError
 ADMIN = "modules::admin::AdminModule"
 
 
+STREAM = "  - class: modules::stream::StreamModule\n"  # a config file must list the stream module
+
+
 def load(tmp_path: Path, text: str, **env: str) -> AdminConfig | None:
     path = tmp_path / "config.yaml"
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    path.write_text(textwrap.dedent(text) + STREAM, encoding="utf-8")
     return load_config(path, environ=env).admin
 
 
@@ -24,7 +27,7 @@ def test_the_embedded_default_serves_the_admin_port_on_loopback() -> None:
 
 
 def test_a_config_file_enables_it_only_when_listed(tmp_path: Path) -> None:
-    assert load(tmp_path, "modules:\n  - class: modules::stream::StreamModule\n") is None
+    assert load(tmp_path, "modules:\n") is None
     assert load(tmp_path, f"modules:\n  - class: {ADMIN}\n") == AdminConfig()
 
 
