@@ -143,7 +143,9 @@ async def test_presence_request_times_out_against_an_engine_that_does_not_answer
             harness.connect('c', url);
             const started = performance.now();
             const result = await harness.presence('c', 'todos', 'u', {timeout: 300});
-            return {...result, waited: performance.now() - started};
+            const waited = performance.now() - started;
+            harness.close('c');  // the silent server's handler ends with the connection
+            return {...result, waited};
         }""", f"ws://127.0.0.1:{port}/")
     finally:
         await runner.cleanup()

@@ -206,6 +206,9 @@ async def test_each_tab_shows_who_else_has_the_list_open(context: BrowserContext
     await others(carol, ["Ann", "Bob"])
     await others(ann, ["Bob", "Carol"])
     assert await ann.text_content("#presence") == "You are Ann. Also here:BobCarol"
+    async with aiohttp.ClientSession() as http:
+        await post_todo(http, todo_app, "Plan the trip")
+    await shows(ann, [["Plan the trip", False]], "0 of 1 done")
     await screenshot(ann, "todo-presence")
 
     started = time.monotonic()
