@@ -2,16 +2,22 @@
 
 The engine (``streamhub serve -c examples/todo/config.yaml``) and ``worker.py`` run as child processes whose
 output is forwarded here; this process serves ``index.html`` and ``/config.json`` (where the page finds the
-engine's ports) on ``$PAGE_PORT`` (default 8080). Ports come from the same environment variables the config
-reads (``WORKER_PORT``, ``STREAM_PORT``, ``API_PORT``, ``PAGE_PORT``). ``--no-engine`` uses an engine that is
-already running (the tests start and restart it themselves). Ctrl-C stops everything.
+engine's ports) on ``$PAGE_PORT`` (default 8080), and ``/token?name=...``: the page's token for the stream port,
+signed with a secret only this process and the worker know (``TODO_SECRET``, fresh each run unless set), so the
+worker's auth function can trust the name in it. Ports come from the same environment variables the config reads
+(``WORKER_PORT``, ``STREAM_PORT``, ``API_PORT``, ``PAGE_PORT``). ``--no-engine`` uses an engine that is already
+running (the tests start and restart it themselves). Ctrl-C stops everything.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
+import hmac
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Mapping
@@ -22,6 +28,7 @@ from aiohttp import web
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 READY_TIMEOUT = 30.0
+MAX_NAME = 40
 
 
 def ports(environ: Mapping[str, str] = os.environ) -> dict[str, int]:
@@ -30,8 +37,17 @@ def ports(environ: Mapping[str, str] = os.environ) -> dict[str, int]:
     return {name: int(environ.get(name, default)) for name, default in defaults.items()}
 
 
-def page_app(port: dict[str, int]) -> web.Application:
-    """``/`` is the page; ``/config.json`` tells it where the stream and REST ports are."""
+def sign(secret: bytes, name: str) -> str:
+    """A token holding ``name`` that worker.py's ``token_name`` accepts: ``<base64url name>.<hmac-sha256>``."""
+    encoded = base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+    return f"{encoded}.{hmac.new(secret, encoded.encode(), hashlib.sha256).hexdigest()}"
+
+
+def page_app(port: dict[str, int], secret: bytes) -> web.Application:
+    """``/`` is the page; ``/config.json`` tells it where the stream and REST ports are; ``/token`` signs a name.
+
+    A demo sign-in: any name is signed. A real app would sign the name of the user its login checked.
+    """
     settings = {"stream": f"ws://127.0.0.1:{port['STREAM_PORT']}",
                 "client": f"http://127.0.0.1:{port['STREAM_PORT']}/client.js",
                 "api": f"http://127.0.0.1:{port['API_PORT']}"}
@@ -42,12 +58,18 @@ def page_app(port: dict[str, int]) -> web.Application:
     async def config(_: web.Request) -> web.Response:
         return web.json_response(settings, headers={"Cache-Control": "no-store"})
 
+    async def token(request: web.Request) -> web.Response:
+        name = request.query.get("name", "").strip()
+        if not name or len(name) > MAX_NAME:
+            return web.json_response({"error": f"name must be 1 to {MAX_NAME} characters"}, status=400)
+        return web.json_response({"token": sign(secret, name)}, headers={"Cache-Control": "no-store"})
+
     async def no_icon(_: web.Request) -> web.Response:
         return web.Response(status=204)
 
     app = web.Application()
     app.add_routes([web.get("/", index), web.get("/index.html", index), web.get("/config.json", config),
-                    web.get("/favicon.ico", no_icon)])
+                    web.get("/token", token), web.get("/favicon.ico", no_icon)])
     return app
 
 
@@ -92,15 +114,17 @@ async def forward(name: str, proc: asyncio.subprocess.Process) -> None:
 
 async def main(with_engine: bool) -> None:
     port = ports()
+    secret = os.environ.get("TODO_SECRET") or secrets.token_hex(32)
     children: list[Child] = []
-    runner = web.AppRunner(page_app(port), access_log=None)
+    runner = web.AppRunner(page_app(port, secret.encode()), access_log=None)
     try:
         if with_engine:
             children.append(await start_child(
                 "engine", [sys.executable, "-m", "streamhub", "serve", "-c", str(HERE / "config.yaml")],
                 b"streamhub ready"))
         children.append(await start_child("worker", [sys.executable, str(HERE / "worker.py")], b"todo worker ready",
-                                          {"STREAMHUB_URL": f"ws://127.0.0.1:{port['WORKER_PORT']}"}))
+                                          {"STREAMHUB_URL": f"ws://127.0.0.1:{port['WORKER_PORT']}",
+                                           "TODO_SECRET": secret}))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port["PAGE_PORT"]).start()
         print(f"todo app ready: open http://127.0.0.1:{port['PAGE_PORT']}/", flush=True)

@@ -4,6 +4,8 @@ Todos live in ``todos/<userId>/<todo id>`` with the id inside the value (the bro
 names snapshot values by it). HTTP routes on the REST port create, complete/rename and delete them; every write is
 pushed by the engine to the pages subscribed to that user's group. A ``stream`` trigger on ``todos`` logs each
 change and keeps ``todo_stats/<userId>/summary`` = ``{total, done}`` up to date, which the page also shows live.
+``todo-auth`` is the stream port's auth function: it checks the token ``run.py`` gave the page and puts the name it
+holds in the connection's ``presence`` info, which is how every page shows who else has the list open.
 
 Run: python examples/todo/worker.py   (engine at $STREAMHUB_URL, default ws://127.0.0.1:49134)
 """
@@ -11,6 +13,9 @@ Run: python examples/todo/worker.py   (engine at $STREAMHUB_URL, default ws://12
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import os
 import signal
 import time
@@ -21,6 +26,8 @@ from typing import Any
 from streamhub.sdk import Client, StreamEvent, UpdateOp
 
 client = Client(os.environ.get("STREAMHUB_URL", "ws://127.0.0.1:49134"), name="todo")
+# run.py signs each page's token with the same secret (a fresh one per run unless TODO_SECRET is set).
+SECRET = os.environ.get("TODO_SECRET", "").encode()
 
 MAX_TITLE = 200
 _stats_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -97,6 +104,29 @@ async def _delete(request: Any) -> dict[str, Any]:
     if not result or result.get("old_value") is None:
         return _http(404, {"error": f"todo {todo_id} not found for user {user_id}"})
     return _http(200, {"id": todo_id})
+
+
+def token_name(token: Any) -> str | None:
+    """The name a token made by run.py's ``sign`` holds (``<base64url name>.<hmac>``), or None if it is not one."""
+    if not SECRET or not isinstance(token, str) or token.count(".") != 1:
+        return None
+    encoded, mac = token.split(".")
+    expected = hmac.new(SECRET, encoded.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(mac, expected):
+        return None
+    try:
+        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except ValueError:
+        return None
+
+
+@client.function("todo-auth", description="stream port auth: a token from run.py -> the page's name")
+async def todo_auth(request: Any) -> Any:
+    """Admit pages with a token signed by run.py; ``presence`` is the part of the context other pages see."""
+    name = token_name((request.get("query_params") or {}).get("token", [None])[0])
+    if name is None:
+        return {"unauthorized": True}
+    return {"context": {"name": name, "presence": {"name": name}}}
 
 
 @client.function("create-todo-http", description="POST /todos {userId, title} -> {id}",

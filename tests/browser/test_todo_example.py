@@ -1,12 +1,14 @@
 """examples/todo in real Chromium: the engine (a real ``streamhub serve`` on the example's config, durable store),
 the example's own ``run.py`` (worker + page server), two tabs, HTTP writes from the test and clicks in the pages,
-and an engine killed and restarted under them."""
+an engine killed and restarted under them, and each page showing who else has the list open (presence, named by
+the token run.py signed for it)."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,13 +74,13 @@ async def _collect(stream: asyncio.StreamReader, into: list[str]) -> None:
         into.append(line.decode())
 
 
-async def open_tab(context: BrowserContext, app: TodoApp, problems: list[str]) -> Page:
+async def open_tab(context: BrowserContext, app: TodoApp, problems: list[str], name: str = "Ann") -> Page:
     page = await context.new_page()
     page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
     # While the engine is down the browser logs failed WebSocket attempts: expected, everything else is a bug.
     page.on("console", lambda msg: problems.append(f"console.{msg.type}: {msg.text}")
             if msg.type == "error" and "WebSocket connection" not in msg.text else None)
-    await page.goto(app.page)
+    await page.goto(f"{app.page}&name={name}")
     await until(page, "() => document.body.dataset.ready && document.querySelector('#status').textContent === 'open'")
     return page
 
@@ -104,8 +106,8 @@ async def post_todo(http: aiohttp.ClientSession, app: TodoApp, title: str) -> st
 
 async def test_two_tabs_live_and_engine_restart(context: BrowserContext, todo_app: TodoApp) -> None:
     problems: list[str] = []
-    tab_a = await open_tab(context, todo_app, problems)
-    tab_b = await open_tab(context, todo_app, problems)
+    tab_a = await open_tab(context, todo_app, problems, "Ann")
+    tab_b = await open_tab(context, todo_app, problems, "Bob")
     async with aiohttp.ClientSession() as http:
         milk = await post_todo(http, todo_app, "Buy milk")  # the documentation's fetch, from outside the page
         for tab in (tab_a, tab_b):
@@ -179,6 +181,63 @@ async def test_failed_writes_keep_the_text_revert_the_checkbox_and_say_why(conte
     assert await tab.input_value("#add input") == "   "
     # The browser itself logs each failed request (refused, 503, 400); anything else would be the page's bug.
     assert [p for p in problems if "Failed to load resource" not in p] == []
+
+
+OTHERS_JS = "() => [...document.querySelectorAll('#presence .who')].map((chip) => chip.textContent)"
+
+
+async def others(page: Page, want: list[str], wait: float = 10.0) -> None:
+    """Wait until the page shows exactly ``want`` as the others who have the list open."""
+    try:
+        await until(page, f"want => JSON.stringify(({OTHERS_JS})()) === JSON.stringify(want)", want, wait=wait)
+    except PlaywrightTimeout:
+        assert await page.evaluate(OTHERS_JS) == want
+
+
+async def test_each_tab_shows_who_else_has_the_list_open(context: BrowserContext, todo_app: TodoApp) -> None:
+    problems: list[str] = []
+    ann = await open_tab(context, todo_app, problems, "Ann")
+    await until(ann, "() => document.querySelector('#presence').textContent.includes('Nobody else')")
+    assert await ann.text_content("#presence") == "You are Ann. Nobody else has this list open."
+    bob = await open_tab(context, todo_app, problems, "Bob")
+    await others(ann, ["Bob"])
+    await others(bob, ["Ann"])
+    carol = await open_tab(context, todo_app, problems, "Carol")
+    await others(carol, ["Ann", "Bob"])
+    await others(ann, ["Bob", "Carol"])
+    assert await ann.text_content("#presence") == "You are Ann. Also here:BobCarol"
+    async with aiohttp.ClientSession() as http:
+        await post_todo(http, todo_app, "Plan the trip")
+    await shows(ann, [["Plan the trip", False]], "0 of 1 done")
+    await screenshot(ann, "todo-presence")
+
+    started = time.monotonic()
+    await bob.close()  # closing the tab closes its connection: the others see it leave
+    await others(ann, ["Carol"], wait=2.0)
+    await others(carol, ["Ann"], wait=2.0)
+    assert time.monotonic() - started < timeout(2.0)
+    assert problems == []
+
+
+async def test_the_stream_port_admits_only_tokens_run_py_signed(todo_app: TodoApp) -> None:
+    """todo-auth (worker.py) refuses a missing or forged token before any join: the 401 of the upgrade."""
+    stream = f"http://127.0.0.1:{todo_app.engine.stream_port}/"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(todo_app.page.split("?")[0] + "token", params={"name": "Mallory"}) as got:
+            token = (await got.json())["token"]
+        forged = token.split(".")[0] + "." + "0" * 64
+        for params in ({}, {"token": forged}, {"token": "Mallory"}):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(stream, params=params)
+            assert refused.value.status == 401
+        async with http.ws_connect(stream, params={"token": token}) as ws:
+            await ws.send_json({"type": "join", "data": {"subscriptionId": "s1", "streamName": "todos",
+                                                         "groupId": USER, "presence": True}})
+            assert (await ws.receive_json(timeout=timeout(5)))["event"]["type"] == "sync"
+            presence = (await ws.receive_json(timeout=timeout(5)))["event"]
+            assert [m["info"] for m in presence["members"]] == [{"name": "Mallory"}]  # never the whole context
+        async with http.get(todo_app.page.split("?")[0] + "token", params={"name": ""}) as got:
+            assert got.status == 400 and "name must be 1 to 40 characters" in (await got.json())["error"]
 
 
 async def post_after_restart(http: aiohttp.ClientSession, app: TodoApp) -> None:

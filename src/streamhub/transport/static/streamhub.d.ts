@@ -7,7 +7,46 @@ export interface Position {
   offset: number;
 }
 
-export type EventType = "sync" | "create" | "update" | "delete" | "event" | "unauthorized";
+export type EventType = "sync" | "create" | "update" | "delete" | "event" | "unauthorized" | "presence";
+
+/** One connection in a group (presence): all its subscriptions to the group or its items are one member. */
+export interface PresenceMember<I = any> {
+  connection_id: string;
+  /** Its subscriptions to the group (or its items), as its client named them. */
+  subscription_ids: string[];
+  /** The item of each subscription (null for a group subscription), in the same order. */
+  item_ids: (string | null)[];
+  /** When its first subscription to the group opened, ms since the Unix epoch. */
+  joined_at: number;
+  /** The `presence` field of the connection's auth context (never the rest of it), else null. */
+  info: I | null;
+}
+
+/** `sync` (the whole list, after every (re)join), `join` (a connection arrived) or `leave` (it is gone). */
+export type PresenceAction = "sync" | "join" | "leave";
+
+/** What `client.stream.presence()` resolves to. */
+export interface PresenceAnswer<I = any> {
+  members: PresenceMember<I>[];
+  /** Exact, even when the engine cut `members` at its limit. */
+  count: number;
+  /** Present (true) when the engine cut `members` at its `max_presence_members`. */
+  truncated?: true;
+}
+
+export interface PresenceOptions {
+  /** How long to wait for the answer, in ms, across reconnects (default 10000). */
+  timeout?: number;
+}
+
+/**
+ * Why `client.stream.presence()` was rejected: `code` is the engine's (`unauthorized` when a join guard refused the
+ * group, `invalid_name`, ...) or `timeout` / `closed`; `reason` the refusal's reason (as for a refused join).
+ */
+export interface PresenceError extends Error {
+  code: string;
+  reason: UnauthorizedReason | null;
+}
 
 /**
  * Why a join was refused: a join trigger said no (`refused`), or no join trigger could judge it (join guards fail
@@ -30,6 +69,14 @@ export interface EventBody<T = any> {
   unauthorized?: { data: undefined };
   /** On an `unauthorized` event: why the join was refused. */
   reason?: UnauthorizedReason;
+  /** On a `presence` event: the wire's fields. */
+  presence?: { action: PresenceAction; members?: PresenceMember[]; member?: PresenceMember; count?: number;
+    truncated?: boolean };
+  action?: PresenceAction;
+  member?: PresenceMember;
+  members?: PresenceMember[];
+  count?: number;
+  truncated?: boolean;
 }
 
 /** What a subscription callback receives: the wire wrapper plus the documentation's field names. */
@@ -60,6 +107,14 @@ export interface StreamEvent<T = any> {
   replayed: boolean;
   /** On an `unauthorized` event: why the engine refused the join (null when it sent no reason). */
   reason?: UnauthorizedReason | null;
+  /** On a `presence` event: what happened. */
+  action?: PresenceAction;
+  /** On a `presence` join or leave: the member as it was at that moment. */
+  member?: PresenceMember;
+  /** On a `presence` event: the subscription's member list after it (the same as `subscription.members`). */
+  members?: PresenceMember[];
+  /** On a `presence` event: how many members the group has after it. */
+  count?: number;
 }
 
 export interface ReconnectOptions {
@@ -103,6 +158,11 @@ export interface StatusDetail {
 export interface SubscribeOptions {
   /** Subscribe to this item only. */
   itemId?: string;
+  /**
+   * Ask for presence: after each sync a `presence` event with action `sync` (it replaces `members`), then `join` /
+   * `leave` as connections come and go; `subscription.members` stays current. Needs a streamhub engine.
+   */
+  presence?: boolean;
 }
 
 export interface LiveOptions extends SubscribeOptions {
@@ -126,6 +186,16 @@ export declare class Subscription<S = undefined> {
   readonly active: boolean;
   /** With `client.stream.live`: the group's values or the item's value, after every event. */
   readonly state: S;
+  /** True when it asked for presence. */
+  readonly presence: boolean;
+  /**
+   * With `presence: true`: the group's members (this connection included: its `subscription_ids` hold this
+   * subscription's `id`), replaced by every presence sync, so nobody from before a reconnect lingers. A new array
+   * after each change; empty until the first presence sync and without presence.
+   */
+  readonly members: PresenceMember[];
+  /** With `presence: true`: how many members the group has (exact even when the engine cut the list). */
+  readonly memberCount: number;
   unsubscribe(): void;
 }
 
@@ -156,6 +226,11 @@ export declare class Streams {
     onChange: (state: T | null, event: StreamEvent<T>) => void,
     options: LiveOptions & { itemId: string },
   ): Subscription<T | null>;
+  /**
+   * Who is in the group now, without subscribing. Rejects with a `PresenceError`: `unauthorized` when a join guard
+   * refuses the group (and the connection has no open subscription to it), `timeout` after `options.timeout` ms.
+   */
+  presence<I = any>(streamName: string, groupId: string, options?: PresenceOptions): Promise<PresenceAnswer<I>>;
 }
 
 export declare class Client {

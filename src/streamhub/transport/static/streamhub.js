@@ -24,9 +24,15 @@
  *   event whose `reason` says why: `refused` by a join trigger, or `guard_failed` / `guard_timeout` /
  *   `guard_unavailable` when no join trigger could judge it (join guards fail closed; a later re-join, e.g.
  *   after a reconnect, may succeed).
+ * - Presence (`{presence: true}`): the engine sends the subscription a presence `sync` (the members) after its
+ *   `sync`, then `join` / `leave` as connections come and go. Each connection's sync REPLACES the member list, so
+ *   after a reconnect nobody from before lingers; join/leave change it only when they change something (copies
+ *   sent to overlapping subscriptions are dropped). `client.stream.presence()` asks once, without subscribing.
  */
 
 const DEFAULT_RECONNECT = Object.freeze({ minDelay: 250, maxDelay: 10000, factor: 2, jitter: 0.5 });
+const DEFAULT_REQUEST_TIMEOUT = 10000; // ms a presence() request waits for its answer, across reconnects
+const GONE_MEMORY = 1000; // connections remembered as left while a truncated member list is kept
 const OPEN = 1;
 const SOCKET_SCHEMES = Object.freeze({ "http:": "ws:", "https:": "wss:" });
 
@@ -52,6 +58,7 @@ export class Client {
     this.stream = new Streams(this);
     this._backoff = { ...DEFAULT_RECONNECT, ...(options.reconnect || {}) };
     this._subs = new Map(); // subscriptionId -> Subscription, in join order
+    this._requests = new Map(); // requestId -> pending presence() request, re-sent after a reconnect
     this._listeners = { status: new Set(), error: new Set() };
     this._socket = null;
     this._attempt = 0;
@@ -80,6 +87,10 @@ export class Client {
     clearTimeout(this._timer);
     for (const sub of this._subs.values()) sub.active = false;
     this._subs.clear();
+    for (const request of [...this._requests.values()]) {
+      request.fail(Object.assign(new Error("streamhub presence: the client was closed before the answer came"),
+        { code: "closed", reason: null }));
+    }
     const socket = this._socket;
     this._socket = null;
     if (socket) socket.close(1000);
@@ -102,6 +113,28 @@ export class Client {
   _remove(sub) {
     this._subs.delete(sub.id);
     if (this._isOpen()) this._send({ type: "leave", data: sub._address() });
+  }
+
+  _request(streamName, groupId, waitMs) {
+    if (this._closed) return Promise.reject(new Error("streamhub presence: called after close()"));
+    return new Promise((resolve, reject) => {
+      const requestId = `${this._idPrefix}-r${++this._nextId}`;
+      const frame = { type: "presence", data: { requestId, streamName, groupId } };
+      const done = () => {
+        clearTimeout(timer);
+        this._requests.delete(requestId);
+      };
+      const request = {
+        frame,
+        resolve: (value) => { done(); resolve(value); },
+        fail: (error) => { done(); reject(error); },
+      };
+      const timer = setTimeout(() => request.fail(Object.assign(new Error(
+        `streamhub presence: no answer for ${streamName}/${groupId} within ${waitMs} ms (client ${this.status})`),
+        { code: "timeout", reason: null })), waitMs);
+      this._requests.set(requestId, request);
+      this._send(frame); // not open yet: sent by _opened
+    });
   }
 
   _send(message) {
@@ -168,6 +201,7 @@ export class Client {
   _opened() {
     this._setStatus("open", {});
     for (const sub of this._subs.values()) sub._join();
+    for (const request of this._requests.values()) this._send(request.frame); // its answer may have been lost
   }
 
   _lost(event) {
@@ -210,11 +244,24 @@ export class Client {
       this._engineError(frame);
     } else if (frame.type === "stream" && frame.event) {
       this._route(frame);
+    } else if (frame.type === "presence") {
+      const request = this._requests.get(frame.requestId);
+      const members = Array.isArray(frame.members) ? frame.members : [];
+      const answer = { members, count: typeof frame.count === "number" ? frame.count : members.length };
+      if (frame.truncated === true) answer.truncated = true;
+      if (request) request.resolve(answer);
     }
   }
 
   _engineError(frame) {
     const { code = "error", message = "" } = frame.error || {};
+    const reason = frame.error?.reason ?? frame.reason ?? null;
+    if (frame.requestId !== undefined) {
+      const request = this._requests.get(frame.requestId);
+      const text = `streamhub presence: ${code}${reason ? ` (${reason})` : ""}: ${message}`;
+      if (request) request.fail(Object.assign(new Error(text), { code, reason }));
+      return; // the answer to a request: its promise carries it (a late one is dropped)
+    }
     const error = Object.assign(new Error(`streamhub engine: ${code}: ${message}`), { code });
     const sub = frame.subscriptionId === undefined ? undefined : this._subs.get(frame.subscriptionId);
     if (sub) {
@@ -231,8 +278,23 @@ export class Client {
       if (sub) sub._first(frame);
       return;
     }
+    if (kind === "presence") {
+      this._presence(frame);
+      return;
+    }
     for (const sub of [...this._subs.values()]) {
       if (sub.live && sub._matches(frame)) sub._event(frame);
+    }
+  }
+
+  _presence(frame) {
+    if (frame.subscriptionId !== undefined) { // the sync after a join: that subscription only
+      const sub = this._subs.get(frame.subscriptionId);
+      if (sub && sub.live && sub.presence) sub._presenceEvent(frame);
+      return;
+    }
+    for (const sub of [...this._subs.values()]) {
+      if (sub.live && sub.presence && sub._answersGroup(frame)) sub._presenceEvent(frame);
     }
   }
 
@@ -271,9 +333,27 @@ class Streams {
     if (typeof onEvent !== "function") throw new TypeError("streamhub subscribe: onEvent must be a function");
     const itemId = options.itemId ?? null;
     if (itemId !== null) checkName("options.itemId", itemId);
-    const sub = new Subscription(this.client, streamName, groupId, itemId, onEvent, options.view || null);
+    const sub = new Subscription(this.client, streamName, groupId, itemId, onEvent, options.view || null,
+      options.presence === true);
     this.client._add(sub);
     return sub;
+  }
+
+  /**
+   * Who is in the group now, asked once without subscribing: a Promise of `{members, count}` (`truncated: true`
+   * when the engine cut the list; `count` stays exact). Rejected with an Error carrying `code` and `reason` when
+   * the engine refuses (`unauthorized`: a join guard refused the group), or with `code: "timeout"` after
+   * `options.timeout` ms (default 10000). A request pending while the connection is down is sent once it is back.
+   */
+  presence(streamName, groupId, options = {}) {
+    checkName("streamName", streamName, "presence");
+    checkName("groupId", groupId, "presence");
+    const waitMs = options.timeout ?? DEFAULT_REQUEST_TIMEOUT;
+    if (typeof waitMs !== "number" || !(waitMs > 0)) {
+      throw new TypeError(`streamhub presence: options.timeout must be a positive number of ms, got ${
+        JSON.stringify(waitMs)}`);
+    }
+    return this.client._request(streamName, groupId, waitMs);
   }
 
   /** Subscribe to one item: its value in `sync`, then its changes. */
@@ -284,19 +364,21 @@ class Streams {
   /**
    * Subscribe and keep the current state, so a page can render without reducing events itself: an array of
    * the group's values (reconciled by item id) or the item's value (null when missing). `onChange(state,
-   * event)` runs after each event has been applied; `subscription.state` always holds the latest state.
+   * event)` runs after each event has been applied; `subscription.state` always holds the latest state. With
+   * `options.presence`, `subscription.members` holds who is there and `onChange` also runs when it changes.
    */
   live(streamName, groupId, onChange, options = {}) {
     if (typeof onChange !== "function") throw new TypeError("streamhub live: onChange must be a function");
     const itemId = options.itemId ?? null;
     const view = itemId === null ? new GroupState(options.key || keyOfValue) : new ItemState();
-    return this.subscribe(streamName, groupId, (event) => onChange(view.value, event), { itemId, view });
+    return this.subscribe(streamName, groupId, (event) => onChange(view.value, event),
+      { itemId, view, presence: options.presence });
   }
 }
 
 /** One live subscription; `unsubscribe()` ends it. */
 export class Subscription {
-  constructor(client, streamName, groupId, itemId, onEvent, view) {
+  constructor(client, streamName, groupId, itemId, onEvent, view, presence) {
     this.client = client;
     this.id = client._newId();
     this.streamName = streamName;
@@ -307,6 +389,8 @@ export class Subscription {
     this.active = true;
     this.failures = 0; // joins in a row the engine could not answer with a snapshot
     this.view = view;
+    this.presence = presence; // asked for presence events and keeps `members`
+    this._members = presence ? new Members() : null;
     this._onEvent = onEvent;
     this._replayedUpTo = -1; // events up to this offset after a recovered sync are replayed ones
     this._retryTimer = undefined;
@@ -315,6 +399,16 @@ export class Subscription {
   /** The current state kept by `client.stream.live` (undefined for a plain subscription). */
   get state() {
     return this.view ? this.view.value : undefined;
+  }
+
+  /** Who is in the group (one entry per connection, this one included), with `presence: true`; else empty. */
+  get members() {
+    return this._members ? this._members.list : [];
+  }
+
+  /** How many members the group has (exact even when the engine cut the list it sent). */
+  get memberCount() {
+    return this._members ? this._members.count : 0;
   }
 
   /** Stop receiving events; the engine is told with a `leave`. Calling it twice is harmless. */
@@ -337,12 +431,20 @@ export class Subscription {
     clearTimeout(this._retryTimer);
     const data = this._address();
     if (this.position && typeof this.position.epoch === "string") data.position = { ...this.position };
+    if (this.presence) {
+      data.presence = true;
+      this._members.synced = false; // join/leave count again only after this connection's presence sync
+    }
     this.client._send({ type: "join", data });
   }
 
   _answers(frame) {
     return frame.streamName === this.streamName && frame.groupId === this.groupId
       && (frame.id ?? null) === this.itemId;
+  }
+
+  _answersGroup(frame) {
+    return frame.streamName === this.streamName && frame.groupId === this.groupId;
   }
 
   _matches(frame) {
@@ -379,8 +481,19 @@ export class Subscription {
     this._deliver(frame, typeof offset === "number" && offset <= this._replayedUpTo);
   }
 
+  _presenceEvent(frame) {
+    if (!this._members.apply(frame.event)) return; // a copy, or a change this list already holds
+    const event = toEvent(frame, this.id, false);
+    Object.assign(event, { action: frame.event.action, members: this.members, count: this.memberCount });
+    if (frame.event.member !== undefined) event.member = frame.event.member;
+    this._hand(event);
+  }
+
   _deliver(frame, replayed) {
-    const event = toEvent(frame, this.id, replayed);
+    this._hand(toEvent(frame, this.id, replayed));
+  }
+
+  _hand(event) {
     if (this.view) this.view.apply(event);
     try {
       this._onEvent(event);
@@ -435,6 +548,73 @@ class ItemState {
   }
 }
 
+/**
+ * A group's members by connection id. A presence `sync` replaces them all (a reconnect must not leave members of a
+ * dead connection behind); `join` / `leave` apply only when they change something, so the copies an overlapping
+ * subscription causes, and changes the sync already holds, are dropped. `count` is the engine's exact count, kept
+ * by the changes; while the list is truncated, connections that left are remembered (bounded) for the same reason.
+ */
+class Members {
+  constructor() {
+    this.byConnection = new Map();
+    this.count = 0;
+    this.synced = false;
+    this.truncated = false;
+    this.gone = new Set();
+    this._list = [];
+  }
+
+  get list() {
+    if (this._list === null) this._list = Array.from(this.byConnection.values());
+    return this._list;
+  }
+
+  /** Apply one presence event; false when it changes nothing. */
+  apply(inner) {
+    if (inner.action === "sync") return this._sync(inner);
+    const member = inner.member;
+    if (!this.synced || !member || typeof member.connection_id !== "string") return false;
+    const id = member.connection_id;
+    const known = this.byConnection.get(id);
+    if (inner.action === "join") {
+      this.gone.delete(id);
+      if (known !== undefined && JSON.stringify(known) === JSON.stringify(member)) return false;
+      if (known === undefined) this.count += 1;
+      this.byConnection.set(id, member);
+    } else if (inner.action === "leave") {
+      if (known === undefined && !this.truncated) return false; // left before the sync was taken
+      if (this.truncated && !this._forget(id)) return false; // a copy of a leave already counted
+      this.byConnection.delete(id);
+      this.count = Math.max(0, this.count - 1);
+    } else {
+      return false;
+    }
+    this._list = null;
+    return true;
+  }
+
+  _sync(inner) {
+    this.byConnection = new Map();
+    for (const member of Array.isArray(inner.members) ? inner.members : []) {
+      if (member && typeof member.connection_id === "string") this.byConnection.set(member.connection_id, member);
+    }
+    this.count = typeof inner.count === "number" ? inner.count : this.byConnection.size;
+    this.truncated = inner.truncated === true;
+    this.gone = new Set();
+    this.synced = true;
+    this._list = null;
+    return true;
+  }
+
+  /** While truncated (a member that left may not be listed): true the first time a connection leaves. */
+  _forget(id) {
+    if (this.gone.has(id)) return false;
+    this.gone.add(id);
+    if (this.gone.size > GONE_MEMORY) this.gone.delete(this.gone.values().next().value);
+    return true;
+  }
+}
+
 /** Snapshot values carry no item id on the wire; a value's own `id` field names it, as in the examples. */
 function keyOfValue(value) {
   if (value === null || typeof value !== "object") return undefined;
@@ -452,6 +632,10 @@ function toEvent(frame, subscriptionId, replayed) {
     const custom = inner.event || {};
     body = { ...custom, event_type: custom.type };
     data = custom.data;
+  } else if (kind === "presence") {
+    const { type: _type, ...presence } = inner;
+    body = presence; // {action, members, count} for a sync, {action, member} for a join or leave
+    data = inner.action === "sync" ? inner.members : inner.member;
   }
   const event = {
     ...frame,
@@ -486,8 +670,8 @@ function socketBase(url) {
   return parsed.toString();
 }
 
-function checkName(field, value) {
+function checkName(field, value, where = "subscribe") {
   if (typeof value !== "string" || value === "") {
-    throw new TypeError(`streamhub subscribe: ${field} must be a non-empty string, got ${JSON.stringify(value)}`);
+    throw new TypeError(`streamhub ${where}: ${field} must be a non-empty string, got ${JSON.stringify(value)}`);
   }
 }
