@@ -12,16 +12,12 @@ whose variable is unset, and duplicate YAML keys are all errors instead of being
 
 from __future__ import annotations
 
-import difflib
-import json
 import os
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, NoReturn, cast
+from typing import Literal, cast
 
-import yaml
-
+from streamhub.config_yaml import Section, expand_env, parse_yaml, show
 from streamhub.errors import ConfigError
 
 __all__ = [
@@ -195,192 +191,22 @@ def default_config() -> EngineConfig:
     return EngineConfig(stream=StreamModuleConfig(adapter=_DURABLE_STORE), admin=AdminConfig())
 
 
-_ENV_PATTERN = re.compile(r"\$\{([^}:]+)(?::([^}]*))?\}")
-
-
-def expand_env(text: str, environ: Mapping[str, str]) -> str:
-    """Replace ``${VAR}`` and ``${VAR:default}`` in the raw text, as the reference does before parsing YAML.
-
-    It is textual (comments included, no quoting of the substituted value, no nesting, ``$VAR`` untouched)
-    so that a config behaves the same under streamhub and iii. A variable that is set, even to "", wins over
-    the default. An unset ``${VAR}`` without default raises ConfigError naming it and its line (iii panics).
-    """
-
-    def substitute(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in environ:
-            return environ[name]
-        if default is not None:
-            return default
-        line = text.count("\n", 0, match.start()) + 1
-        raise ConfigError(
-            f"line {line}: environment variable {name} is not set and ${{{name}}} has no default "
-            f"(set it, or write ${{{name}:default}})"
-        )
-
-    return _ENV_PATTERN.sub(substitute, text)
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys; PyYAML keeps the last one silently (a second ``modules:`` would
-    drop the first list without a word)."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[object] = set()
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
-            continue  # merge keys may legitimately override; complex keys are PyYAML's to reject
-        key = loader.construct_object(key_node)
-        if key in seen:
-            problem = f"found duplicate key {key!r}"
-            raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _parse_yaml(text: str, source: str) -> object:
-    """Parse YAML, turning PyYAML's multi-line errors into ``<source>: line N: <problem>``."""
-    try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = ", ".join(part for part in (exc.context, exc.problem) if part)
-        raise ConfigError(f"{source}: {where}{problem or 'invalid YAML'}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {str(exc).splitlines()[0]}") from None
-
-
-def _show(value: object) -> str:
-    """Render a config value for an error message the way the user wrote it in YAML."""
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"a {type(value).__name__}"
-
-
-class _Section:
-    """One YAML mapping being read, plus its key path (``modules[0].config``) for error messages.
-
-    A key that is absent or null takes its default, so ``${VAR:}`` can mean "use the default".
-    """
-
-    def __init__(self, data: object, path: str) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{path or 'config'}: expected a mapping, got {_show(data)}")
-        self.data: Mapping[object, object] = data
-        self.path = path
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def fail(self, name: str, problem: str) -> NoReturn:
-        raise ConfigError(f"{self.key(name)}: {problem}")
-
-    def get(self, name: str) -> object:
-        return self.data.get(name)
-
-    def reject_unknown(self, accepted: Iterable[str]) -> None:
-        """Fail on the first key not in ``accepted``: a typo must not fall back to a default silently."""
-        allowed = sorted(accepted)
-        for raw in self.data:
-            name = str(raw)
-            if name not in allowed:
-                close = difflib.get_close_matches(name, allowed, n=1)
-                hint = f'; did you mean "{close[0]}"?' if close else ""
-                self.fail(name, f"unknown key{hint} (accepted: {', '.join(allowed)})")
-
-    def integer(self, name: str, default: int, low: int = 1, high: int | None = None) -> int:
-        """An int in ``[low, high]``; a string of digits counts (quoted values after env expansion)."""
-        value = self.get(name)
-        if value is None:
-            return default
-        number: int | None = None
-        if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        elif isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip()):
-            number = int(value.strip())
-        if number is None or number < low or (high is not None and number > high):
-            wanted = f"from {low} to {high}" if high is not None else f">= {low}"
-            self.fail(name, f"expected an integer {wanted}, got {_show(value)}")
-        return number
-
-    def port(self, name: str, default: int) -> int:
-        return self.integer(name, default, 1, 65535)
-
-    def text(self, name: str, default: str) -> str:
-        """A non-empty string (hosts, paths, URLs)."""
-        value = self.get(name)
-        if value is None:
-            return default
-        if not isinstance(value, str) or not value.strip():
-            self.fail(name, f"expected a non-empty string, got {_show(value)}")
-        return value
-
-    def optional_text(self, name: str) -> str | None:
-        """A string or nothing; "" also means nothing so ``${AUTH_FUNCTION:}`` can turn a feature off."""
-        value = self.get(name)
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str):
-            self.fail(name, f"expected a string, got {_show(value)}")
-        return value
-
-    def choice(self, name: str, default: str, choices: Iterable[str]) -> str:
-        value = self.get(name)
-        if value is None:
-            return default
-        options = list(choices)
-        if value not in options:
-            self.fail(name, f"expected one of {', '.join(options)}, got {_show(value)}")
-        return value
-
-    def text_list(self, name: str) -> tuple[str, ...]:
-        value = self.get(name)
-        if value is None:
-            return ()
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            self.fail(name, f"expected a list of strings, got {_show(value)}")
-        return tuple(value)
-
-    def section(self, name: str) -> _Section:
-        value = self.get(name)
-        if value is not None and not isinstance(value, Mapping):
-            self.fail(name, f"expected a mapping, got {_show(value)}")
-        return _Section(value, self.key(name))
-
-
-def _class_of(entry: _Section, available: tuple[str, ...], unsupported: frozenset[str], what: str) -> str:
+def _class_of(entry: Section, available: tuple[str, ...], unsupported: frozenset[str], what: str) -> str:
     """Read ``class``, telling apart a typo (unknown) from a real iii class streamhub does not run."""
     names = ", ".join(available)
     value = entry.get("class")
     if value is None:
         entry.fail("class", f"missing (available: {names})")
     if not isinstance(value, str):
-        entry.fail("class", f"expected a string, got {_show(value)}")
+        entry.fail("class", f"expected a string, got {show(value)}")
     if value in unsupported:
         entry.fail("class", f"{value} is not supported by streamhub; remove it (streamhub provides: {names})")
     if value not in available:
-        entry.fail("class", f"unknown {what} {_show(value)} (available: {names})")
+        entry.fail("class", f"unknown {what} {show(value)} (available: {names})")
     return value
 
 
-def _adapter(section: _Section) -> AdapterConfig:
+def _adapter(section: Section) -> AdapterConfig:
     section.reject_unknown(("class", "config"))
     class_name = _class_of(section, (KV_STORE, REDIS_ADAPTER), _UNSUPPORTED_ADAPTERS, "adapter class")
     conf = section.section("config")
@@ -391,7 +217,7 @@ def _adapter(section: _Section) -> AdapterConfig:
         url = conf.text("redis_url", AdapterConfig.redis_url)
         if not url.startswith(_REDIS_SCHEMES):
             schemes = ", ".join(_REDIS_SCHEMES)
-            conf.fail("redis_url", f"expected a URL starting with {schemes}, got {_show(url)}")
+            conf.fail("redis_url", f"expected a URL starting with {schemes}, got {show(url)}")
         prefix = conf.text("key_prefix", AdapterConfig.key_prefix)
         return AdapterConfig(class_name, redis_url=url, key_prefix=prefix, change_log_size=log_size,
                              change_log_age_ms=log_age)
@@ -406,7 +232,7 @@ def _adapter(section: _Section) -> AdapterConfig:
                          change_log_age_ms=log_age)
 
 
-def _stream_module(conf: _Section) -> StreamModuleConfig:
+def _stream_module(conf: Section) -> StreamModuleConfig:
     conf.reject_unknown(f.name for f in fields(StreamModuleConfig))  # every field is a config key
     d = StreamModuleConfig
     return StreamModuleConfig(
@@ -432,7 +258,7 @@ def _stream_module(conf: _Section) -> StreamModuleConfig:
     )
 
 
-def _rest_api_module(conf: _Section) -> RestApiConfig:
+def _rest_api_module(conf: Section) -> RestApiConfig:
     conf.reject_unknown(
         ("port", "host", "default_timeout", "default_timeout_ms", "cors", "concurrency_request_limit",
          "handshake_timeout_ms", "body_timeout_ms", "max_connections", "tls")
@@ -457,7 +283,7 @@ def _rest_api_module(conf: _Section) -> RestApiConfig:
     )
 
 
-def _admin_module(conf: _Section) -> AdminConfig:
+def _admin_module(conf: Section) -> AdminConfig:
     conf.reject_unknown(f.name for f in fields(AdminConfig))  # every field is a config key
     d = AdminConfig
     token = conf.optional_text("token")  # "" (an unset ${ADMIN_TOKEN:}) means no token
@@ -477,7 +303,7 @@ _TOP_LEVEL_KEYS = ("port", "host", "modules", "invocation_timeout_ms", "handshak
                    "worker_auth", "tls", "registration_namespace_grace_ms")
 
 
-def _tls(conf: _Section) -> TlsConfig:
+def _tls(conf: Section) -> TlsConfig:
     """``tls: {cert_file, key_file}``; the files are read when the port is bound (a bad pair stops start-up)."""
     conf.reject_unknown(("cert_file", "key_file"))
     for name in ("cert_file", "key_file"):
@@ -486,7 +312,7 @@ def _tls(conf: _Section) -> TlsConfig:
     return TlsConfig(cert_file=conf.text("cert_file", ""), key_file=conf.text("key_file", ""), key=conf.path)
 
 
-def _worker_auth(conf: _Section) -> WorkerAuthConfig:
+def _worker_auth(conf: Section) -> WorkerAuthConfig:
     """``worker_auth: {tokens: [...]}``: at least one token, none empty (an empty one would admit ``Bearer ``)."""
     conf.reject_unknown(("tokens",))
     tokens = conf.text_list("tokens")
@@ -506,11 +332,11 @@ def _modules(value: object) -> _Modules:
     if value is None:
         return None, None, None
     if not isinstance(value, list):
-        raise ConfigError(f"modules: expected a list of {{class, config}} entries, got {_show(value)}")
+        raise ConfigError(f"modules: expected a list of {{class, config}} entries, got {show(value)}")
     found: dict[str, object] = {}
     first_index: dict[str, int] = {}
     for index, item in enumerate(value):
-        entry = _Section(item, f"modules[{index}]")
+        entry = Section(item, f"modules[{index}]")
         entry.reject_unknown(("class", "config"))
         class_name = _class_of(entry, (STREAM_MODULE, REST_API_MODULE, ADMIN_MODULE), _UNSUPPORTED_MODULES, "class")
         if class_name in first_index:
@@ -522,7 +348,7 @@ def _modules(value: object) -> _Modules:
             cast(AdminConfig | None, found.get(ADMIN_MODULE)))
 
 
-_MODULE_READERS: dict[str, Callable[[_Section], object]] = {
+_MODULE_READERS: dict[str, Callable[[Section], object]] = {
     STREAM_MODULE: _stream_module, REST_API_MODULE: _rest_api_module, ADMIN_MODULE: _admin_module}
 
 
@@ -533,7 +359,7 @@ def _engine(data: object) -> EngineConfig:
     a file without the stream module: streamhub is a streams engine, and a file that silently serves no stream
     port is almost always a mistake. ``registration_namespace_grace_ms`` (newer iii files) is accepted and unused.
     """
-    top = _Section(data, "")
+    top = Section(data, "")
     if "workers" in top.data:  # iii's newer format: read as the older one it would run nothing
         top.fail("workers", "the newer iii format is not supported; use modules: with class: entries")
     top.reject_unknown(_TOP_LEVEL_KEYS)
@@ -581,4 +407,4 @@ def load_config(
         text = expand_env(raw, os.environ if environ is None else environ)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc.message}") from None
-    return _engine(_parse_yaml(text, source))
+    return _engine(parse_yaml(text, source))
