@@ -104,7 +104,9 @@ def _stream_frame(rng: Random, index: int) -> bytes:
         data["id"] = "i1"
     if rng.random() < 0.3:
         data["position"] = {"epoch": "e", "offset": rng.randrange(100)}
-    join = {"type": "join", "data": data}
+    join: dict[str, Any] = {"type": "join", "data": data}
+    if rng.random() < 0.15:  # the presence request: answered with the members or an error frame
+        join = {"type": "presence", "data": {"requestId": f"fz{index}", "streamName": "fz", "groupId": data["groupId"]}}
     roll = rng.random()
     if roll < 0.45:
         return replace_value(rng, join, [*ALWAYS_INVALID, *maybe_invalid(HUGE)])
@@ -149,7 +151,12 @@ def _check_stream_answers(batch: list[bytes], first: int, answers: list[dict[str
             continue
         assert got, f"stream frame not answered: {frame[:120]!r}"
         for answer in got:
-            kind = answer["error"]["code"] if answer["type"] == "error" else answer["event"]["type"]
+            if answer["type"] == "error":
+                kind = answer["error"]["code"]
+            elif answer["type"] == "presence":
+                kind = "presence answer"
+            else:
+                kind = answer["event"]["type"]
             stats[f"stream: {kind}"] += 1
 
 
