@@ -27,14 +27,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from streamhub.core.model import Change, ItemRef, StreamEvent
+from streamhub.core.model import AnyEvent, Change, ItemRef, StreamEvent
 from streamhub.core.positions import Position
 from streamhub.core.update_ops import UpdateOp
 
 __all__ = ["EventListener", "GapListener", "StreamAdapter"]
 
-EventListener = Callable[[StreamEvent], None]
-"""Called synchronously with each event, in commit order; must not block."""
+EventListener = Callable[[AnyEvent], None]
+"""Called synchronously with each event, in commit order; must not block. Distributed adapters may hand over an
+``EncodedEvent`` (the JSON as published, decoded only if read), embedded ones the ``StreamEvent`` itself."""
 
 GapListener = Callable[[str, str], None]
 """Called synchronously with ``(stream, group)`` whose events may have been lost, before any later event of it."""

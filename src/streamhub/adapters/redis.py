@@ -10,9 +10,14 @@ Why it looks like this:
   Python, then write only if the stored JSON is still byte-identical (compare-and-set in ``write.lua``); a lost
   race retries on the fresh value the script returned. Updates of one item are serialised inside an engine, so
   races happen only between engines.
+* Commands share one connection and the commands of one loop tick one round trip (``redis_pipe.Pipe``:
+  auto-pipelining, EVALSHA with the EVAL fallback); redis-py only opens connections (URL, TLS, AUTH, SELECT).
 * Calls fail fast with ``AdapterError(temporary=True)`` while Redis is unreachable: no client-side retries
-  (a retried write could apply twice), short connect and read timeouts. Connections are re-established on the
-  next call; the pub/sub side reconnects by itself (``pubsub.Subscriber``).
+  (a retried write could apply twice), short connect and read timeouts. A broken connection fails the calls in
+  flight on it and is re-established on the next call; the pub/sub side reconnects by itself
+  (``pubsub.Subscriber``).
+* Events reach the listener as the JSON the write script published (``EncodedEvent``): the hub frames those bytes
+  as they came, and nothing decodes them unless a consumer reads more than the group and offset.
 * Every key and channel name comes from ``keys.RedisKeys``.
 * Values are encoded before any script runs, so a value orjson refuses fails its own call with nothing written
   and no offset taken. Values reach the adapter checked (``core.values``, at the engine's edge): orjson alone
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib.resources
 from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import replace
@@ -45,6 +51,8 @@ try:  # the redis package is an extra (streamhub-engine[redis]): the embedded st
     from redis import exceptions
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
+
+    from streamhub.adapters.redis_pipe import MORE, Pipe, new_parser, pack
 except ModuleNotFoundError as missing:
     raise ConfigError("modules::stream::adapters::RedisAdapter needs the redis package, which is not installed: "
                       "pip install 'streamhub-engine[redis]'") from missing
@@ -53,7 +61,7 @@ from streamhub.adapters.base import EventListener, GapListener, StreamAdapter
 from streamhub.adapters.keys import RedisKeys, decode_name, encode_name
 from streamhub.adapters.pubsub import Subscriber
 from streamhub.core.metrics import NULL_METRICS, Metrics
-from streamhub.core.model import CREATE, DELETE, UPDATE, Change, ItemRef, StreamEvent, now_ms
+from streamhub.core.model import CREATE, DELETE, UPDATE, Change, EncodedEvent, ItemRef, StreamEvent, now_ms
 from streamhub.core.positions import LogLimits, Position, missed_events, new_epoch
 from streamhub.core.update_ops import UpdateOp, apply_ops
 
@@ -79,7 +87,7 @@ class RedisAdapter:
         timeout: seconds a command may take before the call fails.
         connect_timeout: seconds to wait for a TCP connection.
         health_interval: idle seconds after which the pub/sub connection is PINGed.
-        max_connections: command connections kept open to Redis.
+        max_connections: unused (kept for callers of earlier versions): commands share one pipelined connection.
         metrics: told of failed commands and pub/sub reconnections.
     """
 
@@ -101,13 +109,13 @@ class RedisAdapter:
                 protocol=2)  # RESP2 on every redis-py version: pub/sub messages are plain replies of read_response
         except ValueError as exc:
             raise ConfigError(f"redis_url {self.where} is not a usable Redis URL: {exc}") from None
-        self._redis = aioredis.Redis(connection_pool=self._pool, retry=Retry(NoBackoff(), 0))
-        self._write = self._redis.register_script(_script("write.lua", "record.lua"))
-        self._delete = self._redis.register_script(_script("delete.lua", "record.lua"))
-        self._send = self._redis.register_script(_script("send.lua", "record.lua"))
-        self._list = self._redis.register_script(_script("list.lua", "values.lua"))
-        self._snapshot = self._redis.register_script(_script("snapshot.lua", "values.lua"))
-        self._replay = self._redis.register_script(_script("replay.lua"))
+        self._pipe = Pipe(functools.partial(_open_streams, self._pool), timeout)
+        self._write = self._pipe.script(_script("write.lua", "record.lua"))
+        self._delete = self._pipe.script(_script("delete.lua", "record.lua"))
+        self._send = self._pipe.script(_script("send.lua", "record.lua"))
+        self._list = self._pipe.script(_script("list.lua", "values.lua"))
+        self._snapshot = self._pipe.script(_script("snapshot.lua", "values.lua"))
+        self._replay = self._pipe.script(_script("replay.lua"))
         self._subscriber: Subscriber | None = None
         self._updating: dict[tuple[str, str, str], tuple[asyncio.Lock, list[int]]] = {}  # lock, [users]
         self.update_races = 0  # compare-and-set attempts that lost to another writer (metrics, tests)
@@ -116,16 +124,16 @@ class RedisAdapter:
 
     async def start(self, listener: EventListener, on_gap: GapListener | None = None) -> None:
         """Check Redis answers, then open the pub/sub connection; raises ``AdapterError`` if unreachable."""
-        await self._call("connecting", self._redis.ping())
+        await self._call("connecting", self._pipe.call(b"PING"))
         self._subscriber = Subscriber(self._link, listener, on_gap, where=self.where,
                                       health_interval=self._health, timeout=self._timeout,
-                                      metrics=self._metrics)
+                                      metrics=self._metrics, decode=_encoded_event)
         await self._subscriber.start()
 
     async def health(self) -> str | None:
         """Why Redis cannot serve now, or None: a PING must answer and the pub/sub connection be up."""
         try:
-            await self._call("checking readiness", self._redis.ping())
+            await self._call("checking readiness", self._pipe.call(b"PING"))
         except AdapterError as exc:
             return exc.message
         if self._subscriber is None or not self._subscriber.connected:
@@ -137,7 +145,7 @@ class RedisAdapter:
         if self._subscriber is not None:
             await self._subscriber.close()
             self._subscriber = None
-        await self._redis.aclose()
+        await self._pipe.close()
         await self._pool.disconnect()
 
     # Reads
@@ -148,21 +156,19 @@ class RedisAdapter:
 
     async def list_items(self, stream: str, group: str) -> list[Any]:
         keys = [self.keys.items(stream, group), self.keys.order(stream, group)]
-        values: list[bytes] = await self._call(f"listing {stream}/{group}", self._list(keys=keys))
+        values: list[bytes] = await self._call(f"listing {stream}/{group}", self._pipe.run(self._list, keys, ()))
         return [orjson.loads(raw) for raw in values]
 
     async def list_groups(self, stream: str) -> list[str]:
         groups: list[bytes] = await self._call(f"listing the groups of {stream}",
-                                               self._redis.zrange(self.keys.groups(stream), 0, -1))
+                                               self._pipe.call(b"ZRANGE", self.keys.groups(stream), 0, -1))
         return [decode_name(group) for group in groups]
 
     async def list_all(self) -> dict[str, list[str]]:
-        names: set[bytes] = await self._call("listing streams", self._redis.smembers(self.keys.streams))
+        names: list[bytes] = await self._call("listing streams", self._pipe.call(b"SMEMBERS", self.keys.streams))
         streams = sorted(decode_name(name) for name in names)
-        pipe = self._redis.pipeline(transaction=False)
-        for stream in streams:
-            pipe.zrange(self.keys.groups(stream), 0, -1)
-        groups: list[list[bytes]] = await self._call("listing streams", pipe.execute())
+        groups: list[list[bytes]] = await self._call("listing streams", asyncio.gather(
+            *(self._pipe.call(b"ZRANGE", self.keys.groups(stream), 0, -1) for stream in streams)))
         return {stream: sorted(decode_name(group) for group in found)
                 for stream, found in zip(streams, groups, strict=True) if found}
 
@@ -186,8 +192,8 @@ class RedisAdapter:
         args: list[bytes | str] = [
             encode_name(ref.item), encode_name(ref.stream), encode_name(ref.group),
             self.keys.channel(ref.stream, ref.group), self._event_head(ref, timestamp), *self._log_args]
-        removed: list[Any] | None = await self._call(f"deleting {_where(ref)}", self._delete(
-            keys=self.keys.group_keys(ref.stream, ref.group), args=args))
+        removed: list[Any] | None = await self._call(f"deleting {_where(ref)}", self._pipe.run(
+            self._delete, self.keys.group_keys(ref.stream, ref.group), args))
         if removed is None:
             return Change(False, None, None, None)
         value = orjson.loads(removed[0])
@@ -202,7 +208,7 @@ class RedisAdapter:
         args: list[bytes | str] = [self.keys.channel(event.stream, event.group), _encode(wire, what)[:-1],
                                    *self._log_args]
         offset: int = await self._call(f"sending an event to {event.stream}/{event.group}",
-                                       self._send(keys=keys, args=args))
+                                       self._pipe.run(self._send, keys, args))
         return replace(event, offset=int(offset))
 
     # Positions
@@ -211,7 +217,7 @@ class RedisAdapter:
         keys = [self.keys.items(stream, group), self.keys.order(stream, group), self.keys.position(stream, group)]
         args = ["group" if item is None else "item", encode_name(item or ""), self._log_args[0]]
         found: list[Any] = await self._call(f"reading a snapshot of {stream}/{group}",
-                                            self._snapshot(keys=keys, args=args))
+                                            self._pipe.run(self._snapshot, keys, args))
         position = Position(decode_name(found[0]), int(found[1]))
         if item is not None:
             return (orjson.loads(found[2]) if len(found) > 2 and found[2] else None), position
@@ -220,7 +226,7 @@ class RedisAdapter:
     async def replay(self, stream: str, group: str, since: Position) -> tuple[list[StreamEvent], Position] | None:
         keys = [self.keys.position(stream, group), self.keys.log(stream, group)]
         found: list[Any] | None = await self._call(f"reading the change log of {stream}/{group}",
-                                                   self._replay(keys=keys, args=[encode_name(since.epoch)]))
+                                                   self._pipe.run(self._replay, keys, [encode_name(since.epoch)]))
         if found is None:
             return None
         last = int(found[0])
@@ -262,8 +268,8 @@ class RedisAdapter:
             encode_name(ref.item), raw, encode_name(ref.stream), encode_name(ref.group),
             self.keys.channel(ref.stream, ref.group), self._event_head(ref, timestamp), mode, expected,
             *self._log_args]
-        reply: list[Any] = await self._call(f"writing {_where(ref)}",
-                                            self._write(keys=self.keys.group_keys(ref.stream, ref.group), args=args))
+        keys = self.keys.group_keys(ref.stream, ref.group)
+        reply: list[Any] = await self._call(f"writing {_where(ref)}", self._pipe.run(self._write, keys, args))
         written = reply[0] == 1
         return written, reply[1], int(reply[2]) if written else 0
 
@@ -290,8 +296,8 @@ class RedisAdapter:
                 del self._updating[key]
 
     async def _read_item(self, ref: ItemRef) -> bytes | None:
-        raw: bytes | None = await self._call(f"reading {_where(ref)}", self._redis.hget(
-            self.keys.items(ref.stream, ref.group), encode_name(ref.item)))
+        raw: bytes | None = await self._call(f"reading {_where(ref)}", self._pipe.call(
+            b"HGET", self.keys.items(ref.stream, ref.group), encode_name(ref.item)))
         return raw
 
     def _link(self) -> _RedisLink:
@@ -313,23 +319,68 @@ class RedisAdapter:
             raise AdapterError(f"Redis at {self.where} failed while {what}: {exc}") from exc
 
 
+async def _open_streams(pool: aioredis.ConnectionPool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect with redis-py (URL, TLS, AUTH, SELECT, timeouts), then take its streams over for our own RESP."""
+    conn = pool.make_connection()  # type: ignore[no-untyped-call]
+    await conn.connect()
+    reader, writer = conn._reader, conn._writer  # redis-py has no public hand-over
+    if reader is None or writer is None:
+        raise exceptions.ConnectionError("redis-py connected but exposes no streams (unsupported redis-py version)")
+    conn._reader = conn._writer = None  # ours now: redis-py must not close them
+    return reader, writer
+
+
 class _RedisLink:
-    """A ``pubsub.Link`` over one dedicated redis-py connection (same URL and credentials as the pool)."""
+    """A ``pubsub.Link`` over one dedicated connection (same URL and credentials as the pool).
+
+    Reads as much as the socket holds and parses it with hiredis, so a burst of messages costs one wake-up, not
+    one read (and timeout) per message.
+    """
 
     def __init__(self, pool: aioredis.ConnectionPool) -> None:
-        self._conn = pool.make_connection()  # type: ignore[no-untyped-call]
+        self._pool = pool
+        self._parser = new_parser()
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def open(self) -> None:
-        await self._conn.connect()
+        self._streams = await _open_streams(self._pool)
 
     async def send(self, *args: bytes | str) -> None:
-        await self._conn.send_command(*args, check_health=False)
+        if self._streams is None:
+            raise exceptions.ConnectionError("not connected")
+        self._streams[1].write(pack(args))
 
     async def read(self, timeout: float) -> Any:
-        return await self._conn.read_response(timeout=timeout)
+        reply = self._parser.gets()
+        while reply is MORE:
+            if self._streams is None:
+                raise exceptions.ConnectionError("not connected")
+            try:
+                async with asyncio.timeout(timeout):
+                    data = await self._streams[0].read(1 << 16)
+            except TimeoutError:
+                return None
+            if not data:
+                raise exceptions.ConnectionError("Redis closed the pub/sub connection")
+            self._parser.feed(data)
+            reply = self._parser.gets()
+        if isinstance(reply, exceptions.ResponseError):
+            raise reply
+        return reply
 
     async def close(self) -> None:
-        await self._conn.disconnect()
+        streams, self._streams = self._streams, None
+        if streams is not None:
+            streams[1].close()
+            with contextlib.suppress(Exception):
+                await streams[1].wait_closed()
+
+
+def _encoded_event(stream: str, group: str, data: bytes) -> EncodedEvent:
+    """A published event as it came (``record.lua`` ends it with ``,"offset":N}``); only the offset is read."""
+    if not data.startswith(b'{"type":"stream",') or not data.endswith(b"}"):
+        raise ValueError("not an event")
+    return EncodedEvent(stream, group, int(data[data.rindex(b":") + 1:-1]), data)
 
 
 def _encode(value: Any, what: str) -> bytes:

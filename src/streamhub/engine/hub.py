@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 from streamhub.core.metrics import NULL_METRICS, Metrics
-from streamhub.core.model import StreamEvent
+from streamhub.core.model import AnyEvent
 from streamhub.engine.outbox import Outbox
 from streamhub.protocol.client_messages import SubscriptionData
-from streamhub.protocol.codec import encode, text_frame
+from streamhub.protocol.codec import text_frame
 
 __all__ = ["Hold", "Hub", "PresenceView", "Subscription"]
 
@@ -187,17 +187,19 @@ class Hub:
         """Open subscriptions of every group (read when metrics are scraped, not kept up to date)."""
         return sum(len(subs) for subs in self._groups.values())
 
-    def dispatch(self, event: StreamEvent) -> None:
-        """Deliver ``event`` to every matching subscription of its group; encodes it at most once."""
+    def dispatch(self, event: AnyEvent) -> None:
+        """Deliver ``event`` to every matching subscription of its group; encodes it at most once.
+
+        An ``EncodedEvent``'s JSON is framed as it came; its item is decoded only for item subscriptions.
+        """
         subs = self._groups.get((event.stream, event.group))
         if not subs:
             return
-        frame = text_frame(encode(event.to_wire()))
-        item = event.item
+        frame = text_frame(event.to_json())
         offset = event.offset
         count = 0
         for sub in subs.values():
-            if sub.item is None or sub.item == item:
+            if sub.item is None or sub.item == event.item:
                 sub.deliver(frame, offset)
                 count += 1
         self.delivered += count

@@ -1,0 +1,244 @@
+"""Auto-pipelining over one Redis connection: the commands of one event-loop tick go out in one write.
+
+Why: redis-py sends each command on a pooled connection and waits for its reply before that connection serves
+another, so N concurrent calls cost N round trips and N passes through its per-command machinery (pool checkout,
+timeouts, packing, parsing): most of the engine's CPU per call on the Redis path (bench/RESULTS.md). Here a call
+appends its packed command to the connection's buffer and a future to its queue; the buffer is written once per
+loop tick, and the replies (parsed by hiredis, as many as one read brings) resolve the futures in order.
+
+What holds:
+
+* Order: one connection, so Redis runs the commands in the order the calls were made (per group and overall).
+* Isolation: an error reply fails its own call only (hiredis hands it over as a value, not a raise).
+* A broken connection (reset, end of stream, unparseable reply), or one that leaves its oldest command unanswered
+  for ``timeout`` seconds, fails every call in flight on it (their replies can no longer be matched) and is
+  dropped; the next call connects again. Nothing is retried: a retried write could apply twice.
+* Scripts run by ``EVALSHA``. Every new connection loads the registered scripts first; a ``NOSCRIPT`` reply (the
+  cache was flushed meanwhile) falls back to ``EVAL`` with the body, as redis-py's ``Script`` does.
+
+Errors are redis-py's exception classes, so the adapter maps them as it maps redis-py's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import hiredis
+from redis import exceptions
+
+__all__ = ["Opener", "Pipe", "Script", "new_parser", "pack"]
+
+Arg = bytes | str | int
+Opener = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+"""Opens one connection, authenticated and on the right database, and hands over its streams."""
+
+MORE = object()
+"""What ``new_parser().gets()`` returns while no complete reply is buffered."""
+
+_READ_SIZE = 1 << 16
+
+
+def new_parser() -> Any:
+    """A hiredis RESP parser: error replies become ``ResponseError`` values, incomplete input ``MORE``."""
+    return hiredis.Reader(notEnoughData=MORE, replyError=exceptions.ResponseError)
+
+
+def pack(args: Sequence[Arg]) -> bytes:
+    """One command in RESP (an array of bulk strings)."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        raw = arg.encode() if isinstance(arg, str) else b"%d" % arg if isinstance(arg, int) else arg
+        parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(parts)
+
+
+class Script:
+    """A Lua script called by its SHA1 (``Pipe.script`` registers it)."""
+
+    __slots__ = ("body", "sha")
+
+    def __init__(self, body: str) -> None:
+        self.body = body.encode()
+        self.sha = hashlib.sha1(self.body).hexdigest().encode()  # the name Redis gives it
+
+
+class Pipe:
+    """Every command of one adapter, on one pipelined connection.
+
+    Args:
+        opener: connects (redis-py does the handshake: TLS, AUTH, SELECT) and returns the streams.
+        timeout: seconds the oldest command in flight may wait for its reply before the connection is dropped.
+    """
+
+    def __init__(self, opener: Opener, timeout: float) -> None:
+        self._opener = opener
+        self._timeout = timeout
+        self._scripts: list[Script] = []
+        self._conn: _Connection | None = None
+        self._opening: asyncio.Future[_Connection] | None = None
+        self.connections = 0  # opened so far (tests: a broken connection is replaced, not patched)
+
+    def script(self, body: str) -> Script:
+        """Register a script; it is loaded on every new connection."""
+        script = Script(body)
+        self._scripts.append(script)
+        return script
+
+    async def call(self, *args: Arg) -> Any:
+        """Send one command with the others of this tick; return its reply, or raise its error."""
+        conn = self._conn
+        if conn is None:
+            conn = await self._connect()
+        return await conn.send(pack(args))
+
+    async def run(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+        """``EVALSHA``, or ``EVAL`` if Redis no longer knows the script."""
+        try:
+            return await self.call(b"EVALSHA", script.sha, len(keys), *keys, *args)
+        except exceptions.NoScriptError:
+            return await self.call(b"EVAL", script.body, len(keys), *keys, *args)
+
+    async def close(self) -> None:
+        """Fail what is in flight and drop the connection."""
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            opening.cancel()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close(exceptions.ConnectionError("the Redis adapter was closed"))
+
+    # Private
+
+    async def _connect(self) -> _Connection:
+        """Open a connection, shared by every call that needs one meanwhile."""
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._open())
+            self._opening.add_done_callback(_retrieve)
+        return await asyncio.shield(self._opening)
+
+    async def _open(self) -> _Connection:
+        try:
+            reader, writer = await self._opener()
+            conn = _Connection(reader, writer, self._timeout, self._dropped)
+            try:
+                await asyncio.gather(*(conn.send(pack((b"SCRIPT", b"LOAD", s.body))) for s in self._scripts))
+            except BaseException as exc:
+                await conn.close(exc if isinstance(exc, exceptions.RedisError) else None)
+                raise
+            self.connections += 1
+            self._conn = conn
+            return conn
+        finally:
+            self._opening = None
+
+    def _dropped(self, conn: _Connection) -> None:
+        if self._conn is conn:
+            self._conn = None
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a shared connection attempt's failure as seen (each waiter got it already)."""
+    if not future.cancelled():
+        future.exception()
+
+
+class _Connection:
+    """One open connection: a write buffer flushed once per tick, the futures awaiting replies, a reader task."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float,
+                 dropped: Callable[[_Connection], None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._reader = reader
+        self._writer = writer
+        self._timeout = timeout
+        self._dropped = dropped
+        self._out: list[bytes] = []
+        self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()  # (reply, deadline)
+        self._timer: asyncio.TimerHandle | None = None
+        self._broken: exceptions.RedisError | None = None
+        self._task = asyncio.create_task(self._read(), name="streamhub-redis-replies")
+
+    def send(self, command: bytes) -> asyncio.Future[Any]:
+        """Queue ``command``; the future gets its reply."""
+        future: asyncio.Future[Any] = self._loop.create_future()
+        if self._broken is not None:
+            future.set_exception(self._broken)
+            return future
+        if not self._out:
+            self._loop.call_soon(self._flush)
+        self._out.append(command)
+        self._waiting.append((future, self._loop.time() + self._timeout))
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._waiting[0][1], self._expire)
+        return future
+
+    async def close(self, error: BaseException | None) -> None:
+        self._break(error or exceptions.ConnectionError("connection closed"))
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
+
+    def _flush(self) -> None:
+        if self._out and self._broken is None:
+            self._writer.write(b"".join(self._out))
+        self._out.clear()
+
+    async def _read(self) -> None:
+        parser = new_parser()
+        try:
+            while True:
+                data = await self._reader.read(_READ_SIZE)
+                if not data:
+                    raise exceptions.ConnectionError("Redis closed the connection")
+                parser.feed(data)
+                reply = parser.gets()
+                while reply is not MORE:
+                    self._resolve(reply)
+                    reply = parser.gets()
+        except exceptions.RedisError as exc:
+            self._break(exc)
+        except (OSError, hiredis.ProtocolError) as exc:
+            self._break(exceptions.ConnectionError(f"connection broken: {exc!r}"))
+
+    def _resolve(self, reply: Any) -> None:
+        if not self._waiting:
+            raise exceptions.ConnectionError("Redis sent a reply nobody asked for")
+        future, _ = self._waiting.popleft()
+        if future.done():  # the caller gave up (cancelled)
+            return
+        if isinstance(reply, exceptions.ResponseError):
+            message = str(reply)
+            future.set_exception(exceptions.NoScriptError(message) if message.startswith("NOSCRIPT") else reply)
+        else:
+            future.set_result(reply)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if not self._waiting:
+            return
+        deadline = self._waiting[0][1]
+        if deadline <= self._loop.time():
+            self._break(exceptions.TimeoutError(f"no reply within {self._timeout}s"))
+        else:
+            self._timer = self._loop.call_at(deadline, self._expire)
+
+    def _break(self, error: exceptions.RedisError | BaseException) -> None:
+        """Fail every call in flight and drop the connection (a later call opens a new one)."""
+        if self._broken is not None:
+            return
+        self._broken = error if isinstance(error, exceptions.RedisError) else exceptions.ConnectionError(str(error))
+        self._dropped(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiting, self._waiting = self._waiting, deque()
+        for future, _ in waiting:
+            if not future.done():
+                future.set_exception(self._broken)
+        self._out.clear()
+        self._writer.close()
