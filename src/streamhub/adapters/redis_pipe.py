@@ -51,9 +51,12 @@ def new_parser() -> Any:
 def pack(args: Sequence[Arg]) -> bytes:
     """One command in RESP (an array of bulk strings)."""
     parts = [b"*%d\r\n" % len(args)]
+    append = parts.append
     for arg in args:
-        raw = arg.encode() if isinstance(arg, str) else b"%d" % arg if isinstance(arg, int) else arg
-        parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+        raw = arg if isinstance(arg, bytes) else arg.encode() if isinstance(arg, str) else b"%d" % arg
+        append(b"$%d\r\n" % len(raw))
+        append(raw)
+        append(b"\r\n")
     return b"".join(parts)
 
 
@@ -98,8 +101,11 @@ class Pipe:
 
     async def run(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         """``EVALSHA``, or ``EVAL`` if Redis no longer knows the script."""
+        conn = self._conn
+        if conn is None:
+            conn = await self._connect()
         try:
-            return await self.call(b"EVALSHA", script.sha, len(keys), *keys, *args)
+            return await conn.send(pack((b"EVALSHA", script.sha, len(keys), *keys, *args)))
         except exceptions.NoScriptError:
             return await self.call(b"EVAL", script.body, len(keys), *keys, *args)
 
