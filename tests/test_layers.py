@@ -47,6 +47,7 @@ LAYERS = {
     "streamhub.adapters.redis_presence": ["aiohttp", "streamhub.engine", "streamhub.transport", "streamhub.protocol"],
     "streamhub.adapters.presence": ["aiohttp", "redis", "streamhub.engine", "streamhub.transport",
                                     "streamhub.protocol"],
+    "streamhub.adapters.redis_pipe": ["aiohttp", "streamhub.engine", "streamhub.transport", "streamhub.protocol"],
     # The SDK runs in worker processes: protocol, errors and update ops only, never the server.
     "streamhub.sdk": ["redis", "streamhub.engine", "streamhub.transport", "streamhub.adapters", "streamhub.config"],
 }

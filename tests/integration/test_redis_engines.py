@@ -75,6 +75,26 @@ async def test_client_on_a_gets_calls_made_on_b_in_order(engines: tuple[EnginePr
             await sub.next(wait=0.3)
 
 
+async def test_item_and_group_subscribers_on_a_get_b_s_events_as_b_encoded_them(
+        engines: tuple[EngineProcess, EngineProcess]) -> None:
+    a, b = engines  # events cross Redis as JSON and are framed as they came; item routing decodes them
+    async with Subscriber(a.stream_url) as group, Subscriber(a.stream_url) as item, \
+            TestWorker(b.worker_url) as on_b:
+        await group.join("s", "g")
+        await item.join("s", "g", item="x")
+        assert (await group.next())["event"]["type"] == "sync" and (await item.next())["event"]["type"] == "sync"
+        value = {"text": "ünïcødé \"quoted\"\n", "n": 1.5, "list": [None, True]}
+        for name in ("y", "x", "y", "x"):
+            await on_b.call("stream.set", {**ref(name), "data": value})
+        frames = [await group.next() for _ in range(4)]
+        assert [(f["id"], f["event"]["type"], f["offset"]) for f in frames] == [
+            ("y", "create", 1), ("x", "create", 2), ("y", "update", 3), ("x", "update", 4)]
+        assert all(f["event"]["data"] == value for f in frames)
+        assert [(f["id"], f["offset"]) for f in [await item.next(), await item.next()]] == [("x", 2), ("x", 4)]
+        with pytest.raises(asyncio.TimeoutError):
+            await item.next(wait=0.3)
+
+
 async def test_fifty_concurrent_increments_on_each_engine_are_exact(
         engines: tuple[EngineProcess, EngineProcess]) -> None:
     a, b = engines
