@@ -11,10 +11,12 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 
 from streamhub.adapters.redis import RedisAdapter
 from streamhub.core.model import CUSTOM, ItemRef, StreamEvent
+from streamhub.core.positions import LogLimits, Position
 from streamhub.core.update_ops import parse_ops
 from streamhub.errors import AdapterError
 from tests.adapters.conftest import Store
@@ -140,3 +142,20 @@ async def test_unreachable_redis_fails_start_fast_naming_the_url() -> None:
     message = failure.value.message
     assert "Redis" in message and "127.0.0.1" in message and "secret" not in message and "***" in message
     await adapter.close()
+
+
+async def test_the_change_log_is_trimmed_to_its_size(redis_server: RedisServer, key_prefix: str) -> None:
+    adapter = RedisAdapter(redis_server.url, key_prefix, limits=LogLimits(size=3))
+    await adapter.start(lambda event: None)
+    try:
+        for n in range(10):
+            await adapter.set(ItemRef("s", "g", f"i{n}"), n)
+        with redis_server.client() as client:
+            logged = client.lrange(adapter.keys.log("s", "g"), 0, -1)
+        assert [orjson.loads(raw)["offset"] for raw in logged] == [8, 9, 10]
+        _, position = await adapter.snapshot("s", "g", None)
+        replayed = await adapter.replay("s", "g", Position(position.epoch, 7))
+        assert replayed is not None and [event.offset for event in replayed[0]] == [8, 9, 10]
+        assert await adapter.replay("s", "g", Position(position.epoch, 6)) is None  # trimmed: no partial history
+    finally:
+        await adapter.close()

@@ -67,6 +67,9 @@ from streamhub.core.update_ops import UpdateOp, apply_ops
 
 __all__ = ["RedisAdapter"]
 
+_GROUP_CACHE = 4096
+"""Groups whose key names ``_group`` keeps (cleared when full: rebuilding a name is cheap, only not free)."""
+
 MAX_UPDATE_ATTEMPTS = 1000
 """Lost compare-and-set races one ``update`` tolerates before giving up (each lost race means another write won)."""
 
@@ -116,6 +119,7 @@ class RedisAdapter:
         self._list = self._pipe.script(_script("list.lua", "values.lua"))
         self._snapshot = self._pipe.script(_script("snapshot.lua", "values.lua"))
         self._replay = self._pipe.script(_script("replay.lua"))
+        self._group_keys: dict[tuple[str, str], tuple[list[bytes], bytes]] = {}  # (keys, channel), bounded
         self._subscriber: Subscriber | None = None
         self._updating: dict[tuple[str, str, str], tuple[asyncio.Lock, list[int]]] = {}  # lock, [users]
         self.update_races = 0  # compare-and-set attempts that lost to another writer (metrics, tests)
@@ -264,14 +268,23 @@ class RedisAdapter:
     async def _write_item(self, ref: ItemRef, raw: bytes, timestamp: int, mode: str,
                           expected: bytes) -> tuple[bool, bytes | None, int]:
         """Run ``write.lua``; returns (written, old or current JSON, offset of the change if written)."""
+        keys, channel = self._group(ref.stream, ref.group)
         args: list[bytes | str] = [
-            encode_name(ref.item), raw, encode_name(ref.stream), encode_name(ref.group),
-            self.keys.channel(ref.stream, ref.group), self._event_head(ref, timestamp), mode, expected,
-            *self._log_args]
-        keys = self.keys.group_keys(ref.stream, ref.group)
+            encode_name(ref.item), raw, encode_name(ref.stream), encode_name(ref.group), channel,
+            self._event_head(ref, timestamp), mode, expected, *self._log_args]
         reply: list[Any] = await self._call(f"writing {_where(ref)}", self._pipe.run(self._write, keys, args))
         written = reply[0] == 1
         return written, reply[1], int(reply[2]) if written else 0
+
+    def _group(self, stream: str, group: str) -> tuple[list[bytes], bytes]:
+        """A group's script keys and channel, built once per group while few groups are busy (names cost µs)."""
+        found = self._group_keys.get((stream, group))
+        if found is None:
+            if len(self._group_keys) >= _GROUP_CACHE:
+                self._group_keys.clear()
+            found = self._group_keys[(stream, group)] = (self.keys.group_keys(stream, group),
+                                                         self.keys.channel(stream, group))
+        return found
 
     @staticmethod
     def _event_head(ref: ItemRef, timestamp: int) -> bytes:

@@ -8,8 +8,9 @@ local function record(position, log, channel, head, epoch, size, age_ms)
   local offset = redis.call('HINCRBY', position, 'offset', 1)
   local event = head .. ',"offset":' .. offset .. '}'
   if tonumber(size) > 0 then
-    redis.call('RPUSH', log, event)
-    redis.call('LTRIM', log, -tonumber(size), -1)
+    if redis.call('RPUSH', log, event) > tonumber(size) then
+      redis.call('LTRIM', log, -tonumber(size), -1)
+    end
     redis.call('PEXPIRE', log, age_ms)
   end
   redis.call('PUBLISH', channel, event)
