@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from streamhub.adapters.redis import RedisAdapter
+from streamhub.adapters.redis_pipe import pack, packed
 from streamhub.core.model import CUSTOM, EncodedEvent, ItemRef, StreamEvent
 from streamhub.errors import AdapterError
 from tests.adapters.conftest import Store
@@ -196,3 +197,10 @@ async def test_encoded_events_decode_only_when_read(redis_server: RedisServer, k
         assert event == change.event and event.item == "é:\n\"x\"" and event.data == {"v": [1.5, "ünï", None]}
     finally:
         await store.adapter.close()
+
+
+def test_packed_segments_splice_into_a_command_as_their_arguments() -> None:
+    keys = [b"k1", "k\u00e9", b""]
+    assert pack([b"EVALSHA", b"sha", 3, packed(keys), 42, packed([]), b"x"]) == pack(
+        [b"EVALSHA", b"sha", 3, *keys, 42, b"x"]) == (
+        b"*8\r\n$7\r\nEVALSHA\r\n$3\r\nsha\r\n$1\r\n3\r\n$2\r\nk1\r\n$3\r\nk\xc3\xa9\r\n$0\r\n\r\n$2\r\n42\r\n$1\r\nx\r\n")

@@ -52,7 +52,7 @@ try:  # the redis package is an extra (streamhub-engine[redis]): the embedded st
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    from streamhub.adapters.redis_pipe import MORE, Pipe, new_parser, pack
+    from streamhub.adapters.redis_pipe import MORE, Packed, Pipe, new_parser, pack, packed
 except ModuleNotFoundError as missing:
     raise ConfigError("modules::stream::adapters::RedisAdapter needs the redis package, which is not installed: "
                       "pip install 'streamhub-engine[redis]'") from missing
@@ -68,7 +68,7 @@ from streamhub.core.update_ops import UpdateOp, apply_ops
 __all__ = ["RedisAdapter"]
 
 _GROUP_CACHE = 4096
-"""Groups whose key names ``_group`` keeps (cleared when full: rebuilding a name is cheap, only not free)."""
+"""Groups whose packed key names ``_group`` keeps (cleared when full: rebuilding them is cheap, only not free)."""
 
 MAX_UPDATE_ATTEMPTS = 1000
 """Lost compare-and-set races one ``update`` tolerates before giving up (each lost race means another write won)."""
@@ -119,7 +119,8 @@ class RedisAdapter:
         self._list = self._pipe.script(_script("list.lua", "values.lua"))
         self._snapshot = self._pipe.script(_script("snapshot.lua", "values.lua"))
         self._replay = self._pipe.script(_script("replay.lua"))
-        self._group_keys: dict[tuple[str, str], tuple[list[bytes], bytes]] = {}  # (keys, channel), bounded
+        self._log_packed = packed(self._log_args)
+        self._group_keys: dict[tuple[str, str], tuple[Packed, Packed]] = {}  # see _group
         self._subscriber: Subscriber | None = None
         self._updating: dict[tuple[str, str, str], tuple[asyncio.Lock, list[int]]] = {}  # lock, [users]
         self.update_races = 0  # compare-and-set attempts that lost to another writer (metrics, tests)
@@ -268,22 +269,21 @@ class RedisAdapter:
     async def _write_item(self, ref: ItemRef, raw: bytes, timestamp: int, mode: str,
                           expected: bytes) -> tuple[bool, bytes | None, int]:
         """Run ``write.lua``; returns (written, old or current JSON, offset of the change if written)."""
-        keys, channel = self._group(ref.stream, ref.group)
-        args: list[bytes | str] = [
-            encode_name(ref.item), raw, encode_name(ref.stream), encode_name(ref.group), channel,
-            self._event_head(ref, timestamp), mode, expected, *self._log_args]
+        keys, names = self._group(ref.stream, ref.group)
+        args: list[bytes | str | Packed] = [
+            encode_name(ref.item), raw, names, self._event_head(ref, timestamp), mode, expected, self._log_packed]
         reply: list[Any] = await self._call(f"writing {_where(ref)}", self._pipe.run(self._write, keys, args))
         written = reply[0] == 1
         return written, reply[1], int(reply[2]) if written else 0
 
-    def _group(self, stream: str, group: str) -> tuple[list[bytes], bytes]:
-        """A group's script keys and channel, built once per group while few groups are busy (names cost µs)."""
+    def _group(self, stream: str, group: str) -> tuple[Packed, Packed]:
+        """A group's script keys, and its (stream, group, channel) arguments, packed once while the group is busy."""
         found = self._group_keys.get((stream, group))
         if found is None:
             if len(self._group_keys) >= _GROUP_CACHE:
                 self._group_keys.clear()
-            found = self._group_keys[(stream, group)] = (self.keys.group_keys(stream, group),
-                                                         self.keys.channel(stream, group))
+            names = [encode_name(stream), encode_name(group), self.keys.channel(stream, group)]
+            found = self._group_keys[(stream, group)] = (packed(self.keys.group_keys(stream, group)), packed(names))
         return found
 
     @staticmethod

@@ -31,7 +31,7 @@ from typing import Any
 import hiredis
 from redis import exceptions
 
-__all__ = ["Opener", "Pipe", "Script", "new_parser", "pack"]
+__all__ = ["Opener", "Packed", "Pipe", "Script", "new_parser", "pack", "packed"]
 
 Arg = bytes | str | int
 Opener = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -48,15 +48,35 @@ def new_parser() -> Any:
     return hiredis.Reader(notEnoughData=MORE, replyError=exceptions.ResponseError)
 
 
-def pack(args: Sequence[Arg]) -> bytes:
+class Packed(bytes):
+    """Arguments already in RESP, spliced into a command as they are (a group's keys, say: built once, sent often)."""
+
+    nargs: int
+
+
+def packed(args: Sequence[Arg]) -> Packed:
+    """``args`` as RESP bulk strings, ready to be spliced into ``pack``."""
+    segment = Packed(pack(args).partition(b"\r\n")[2])
+    segment.nargs = len(args)
+    return segment
+
+
+def pack(args: Sequence[Arg | Packed]) -> bytes:
     """One command in RESP (an array of bulk strings)."""
-    parts = [b"*%d\r\n" % len(args)]
+    parts = [b""]
     append = parts.append
+    count = 0
     for arg in args:
+        if isinstance(arg, Packed):
+            append(arg)
+            count += arg.nargs
+            continue
         raw = arg if isinstance(arg, bytes) else arg.encode() if isinstance(arg, str) else b"%d" % arg
         append(b"$%d\r\n" % len(raw))
         append(raw)
         append(b"\r\n")
+        count += 1
+    parts[0] = b"*%d\r\n" % count
     return b"".join(parts)
 
 
@@ -92,22 +112,23 @@ class Pipe:
         self._scripts.append(script)
         return script
 
-    async def call(self, *args: Arg) -> Any:
+    async def call(self, *args: Arg | Packed) -> Any:
         """Send one command with the others of this tick; return its reply, or raise its error."""
         conn = self._conn
         if conn is None:
             conn = await self._connect()
         return await conn.send(pack(args))
 
-    async def run(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+    async def run(self, script: Script, keys: Sequence[Arg] | Packed, args: Sequence[Arg | Packed]) -> Any:
         """``EVALSHA``, or ``EVAL`` if Redis no longer knows the script."""
         conn = self._conn
         if conn is None:
             conn = await self._connect()
+        split = (len(keys), *keys) if not isinstance(keys, Packed) else (keys.nargs, keys)
         try:
-            return await conn.send(pack((b"EVALSHA", script.sha, len(keys), *keys, *args)))
+            return await conn.send(pack((b"EVALSHA", script.sha, *split, *args)))
         except exceptions.NoScriptError:
-            return await self.call(b"EVAL", script.body, len(keys), *keys, *args)
+            return await self.call(b"EVAL", script.body, *split, *args)
 
     async def close(self) -> None:
         """Fail what is in flight and drop the connection."""
