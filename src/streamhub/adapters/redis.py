@@ -52,7 +52,7 @@ try:  # the redis package is an extra (streamhub-engine[redis]): the embedded st
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    from streamhub.adapters.redis_pipe import MORE, Packed, Pipe, new_parser, pack, packed
+    from streamhub.adapters.redis_pipe import Packed, Pipe, RedisLink, open_streams, packed
 except ModuleNotFoundError as missing:
     raise ConfigError("modules::stream::adapters::RedisAdapter needs the redis package, which is not installed: "
                       "pip install 'streamhub-engine[redis]'") from missing
@@ -112,7 +112,7 @@ class RedisAdapter:
                 protocol=2)  # RESP2 on every redis-py version: pub/sub messages are plain replies of read_response
         except ValueError as exc:
             raise ConfigError(f"redis_url {self.where} is not a usable Redis URL: {exc}") from None
-        self._pipe = Pipe(functools.partial(_open_streams, self._pool), timeout)
+        self._pipe = Pipe(functools.partial(open_streams, self._pool), timeout)
         self._write = self._pipe.script(_script("write.lua", "record.lua"))
         self._delete = self._pipe.script(_script("delete.lua", "record.lua"))
         self._send = self._pipe.script(_script("send.lua", "record.lua"))
@@ -313,8 +313,8 @@ class RedisAdapter:
             b"HGET", self.keys.items(ref.stream, ref.group), encode_name(ref.item)))
         return raw
 
-    def _link(self) -> _RedisLink:
-        return _RedisLink(self._pool)
+    def _link(self) -> RedisLink:
+        return RedisLink(self._pool)
 
     async def _call(self, what: str, command: Awaitable[Any]) -> Any:
         """Await a Redis command, turning its failures into ``AdapterError`` naming Redis, the URL and the call."""
@@ -330,63 +330,6 @@ class RedisAdapter:
         except exceptions.RedisError as exc:
             self._metrics.redis_error("error")
             raise AdapterError(f"Redis at {self.where} failed while {what}: {exc}") from exc
-
-
-async def _open_streams(pool: aioredis.ConnectionPool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect with redis-py (URL, TLS, AUTH, SELECT, timeouts), then take its streams over for our own RESP."""
-    conn = pool.make_connection()  # type: ignore[no-untyped-call]
-    await conn.connect()
-    reader, writer = conn._reader, conn._writer  # redis-py has no public hand-over
-    if reader is None or writer is None:
-        raise exceptions.ConnectionError("redis-py connected but exposes no streams (unsupported redis-py version)")
-    conn._reader = conn._writer = None  # ours now: redis-py must not close them
-    return reader, writer
-
-
-class _RedisLink:
-    """A ``pubsub.Link`` over one dedicated connection (same URL and credentials as the pool).
-
-    Reads as much as the socket holds and parses it with hiredis, so a burst of messages costs one wake-up, not
-    one read (and timeout) per message.
-    """
-
-    def __init__(self, pool: aioredis.ConnectionPool) -> None:
-        self._pool = pool
-        self._parser = new_parser()
-        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def open(self) -> None:
-        self._streams = await _open_streams(self._pool)
-
-    async def send(self, *args: bytes | str) -> None:
-        if self._streams is None:
-            raise exceptions.ConnectionError("not connected")
-        self._streams[1].write(pack(args))
-
-    async def read(self, timeout: float) -> Any:
-        reply = self._parser.gets()
-        while reply is MORE:
-            if self._streams is None:
-                raise exceptions.ConnectionError("not connected")
-            try:
-                async with asyncio.timeout(timeout):
-                    data = await self._streams[0].read(1 << 16)
-            except TimeoutError:
-                return None
-            if not data:
-                raise exceptions.ConnectionError("Redis closed the pub/sub connection")
-            self._parser.feed(data)
-            reply = self._parser.gets()
-        if isinstance(reply, exceptions.ResponseError):
-            raise reply
-        return reply
-
-    async def close(self) -> None:
-        streams, self._streams = self._streams, None
-        if streams is not None:
-            streams[1].close()
-            with contextlib.suppress(Exception):
-                await streams[1].wait_closed()
 
 
 def _encoded_event(stream: str, group: str, data: bytes) -> EncodedEvent:

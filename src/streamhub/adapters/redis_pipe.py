@@ -16,7 +16,9 @@ What holds:
 * Scripts run by ``EVALSHA``. Every new connection loads the registered scripts first; a ``NOSCRIPT`` reply (the
   cache was flushed meanwhile) falls back to ``EVAL`` with the body, as redis-py's ``Script`` does.
 
-Errors are redis-py's exception classes, so the adapter maps them as it maps redis-py's own.
+Errors are redis-py's exception classes, so the adapter maps them as it maps redis-py's own. redis-py opens every
+connection (``open_streams``: URL, TLS, AUTH, SELECT); the pub/sub connection (``RedisLink``) speaks RESP the same
+way, reading a burst of messages in one go.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import hiredis
+import redis.asyncio as aioredis
 from redis import exceptions
 
-__all__ = ["Opener", "Packed", "Pipe", "Script", "new_parser", "pack", "packed"]
+__all__ = ["Opener", "Packed", "Pipe", "RedisLink", "Script", "new_parser", "open_streams", "pack", "packed"]
 
 Arg = bytes | str | int
 Opener = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -269,3 +272,60 @@ class _Connection:
                 future.set_exception(self._broken)
         self._out.clear()
         self._writer.close()
+
+
+async def open_streams(pool: aioredis.ConnectionPool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect with redis-py (URL, TLS, AUTH, SELECT, timeouts), then take its streams over for our own RESP."""
+    conn = pool.make_connection()  # type: ignore[no-untyped-call]
+    await conn.connect()
+    reader, writer = conn._reader, conn._writer  # redis-py has no public hand-over
+    if reader is None or writer is None:
+        raise exceptions.ConnectionError("redis-py connected but exposes no streams (unsupported redis-py version)")
+    conn._reader = conn._writer = None  # ours now: redis-py must not close them
+    return reader, writer
+
+
+class RedisLink:
+    """A ``pubsub.Link`` over one dedicated connection (same URL and credentials as the pool).
+
+    Reads as much as the socket holds and parses it with hiredis, so a burst of messages costs one wake-up, not
+    one read (and timeout) per message.
+    """
+
+    def __init__(self, pool: aioredis.ConnectionPool) -> None:
+        self._pool = pool
+        self._parser = new_parser()
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def open(self) -> None:
+        self._streams = await open_streams(self._pool)
+
+    async def send(self, *args: bytes | str) -> None:
+        if self._streams is None:
+            raise exceptions.ConnectionError("not connected")
+        self._streams[1].write(pack(args))
+
+    async def read(self, timeout: float) -> Any:
+        reply = self._parser.gets()
+        while reply is MORE:
+            if self._streams is None:
+                raise exceptions.ConnectionError("not connected")
+            try:
+                async with asyncio.timeout(timeout):
+                    data = await self._streams[0].read(1 << 16)
+            except TimeoutError:
+                return None
+            if not data:
+                raise exceptions.ConnectionError("Redis closed the pub/sub connection")
+            self._parser.feed(data)
+            reply = self._parser.gets()
+        if isinstance(reply, exceptions.ResponseError):
+            raise reply
+        return reply
+
+    async def close(self) -> None:
+        streams, self._streams = self._streams, None
+        if streams is not None:
+            streams[1].close()
+            with contextlib.suppress(Exception):
+                await streams[1].wait_closed()

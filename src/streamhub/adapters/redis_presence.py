@@ -43,7 +43,8 @@ from streamhub.adapters.presence import (
     Roster,
 )
 from streamhub.adapters.pubsub import Subscriber
-from streamhub.adapters.redis import _redact, _RedisLink
+from streamhub.adapters.redis import _redact
+from streamhub.adapters.redis_pipe import RedisLink
 from streamhub.errors import AdapterError, ConfigError
 
 __all__ = ["RedisPresence"]
@@ -100,7 +101,7 @@ class RedisPresence:
         """Take a lease (claiming dead engines), open the pub/sub connection, and keep renewing."""
         self._listener = listener
         await self._renew_once()
-        self._subscriber = Subscriber(lambda: _RedisLink(self._pool), listener, on_gap, where=self.where,
+        self._subscriber = Subscriber(lambda: RedisLink(self._pool), listener, on_gap, where=self.where,
                                       health_interval=1.0, timeout=self._timeout, decode=_change)
         await self._subscriber.start()
         self._renewer = asyncio.create_task(self._renew_forever(), name="streamhub-presence-lease")
