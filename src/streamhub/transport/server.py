@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from streamhub.adapters.base import StreamAdapter
-from streamhub.adapters.registry import build_adapter, build_presence, memory_adapter
+from streamhub.adapters.registry import build_adapter, build_cluster, build_presence, memory_adapter
 from streamhub.config import (
     ADMIN_MODULE,
     REST_API_MODULE,
@@ -58,11 +58,12 @@ class Server:
         stream = config.stream
         if metrics is None:
             metrics = EngineMetrics() if config.admin is not None else NULL_METRICS
-        presence = None
+        presence = cluster = None
         if adapter is None:
             adapter = build_adapter(stream.adapter, metrics) if stream is not None else memory_adapter()
             if stream is not None:
                 presence = build_presence(stream.adapter, stream.presence_ttl_ms / 1000)
+                cluster = build_cluster(stream.adapter)
         self.engine = Engine(
             adapter,
             invocation_timeout=config.invocation_timeout_ms / 1000,
@@ -72,6 +73,8 @@ class Server:
             presence=presence,
             max_presence_members=stream.max_presence_members if stream else 1000,
             max_presence_info_bytes=stream.max_presence_info_bytes if stream else 1024,
+            cluster=cluster,
+            cluster_lease=stream.cluster_lease_ms / 1000 if stream else 5.0,
         )
         tokens = BearerTokens(config.worker_auth.tokens) if config.worker_auth is not None else None
         self.workers = WorkerEndpoint(self.engine, tokens)
