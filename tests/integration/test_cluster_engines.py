@@ -4,6 +4,8 @@ a trigger (docs/cluster.md: what is guaranteed while an engine dies)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import CallFailed, Subscriber, TestWorker, timeout
+from tests.helpers import CallFailed, Subscriber, TestWorker, timeout, wait_until
 from tests.process import EngineProcess
 from tests.redis_server import RedisServer
 
@@ -145,8 +147,56 @@ async def test_kill_9_of_the_engine_holding_triggers(engines: list[EngineProcess
             assert (await sub.next())["event"]["type"] == "sync"
         for n in range(4):  # the trigger on C still fires once per write through B
             await on_b.call("stream::set", {"stream_name": "s", "group_id": "g", "item_id": f"i{n}", "data": n})
-        deadline = time.monotonic() + timeout(5)
-        while len(seen) < 4 and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: len(seen) >= 4)
         await asyncio.sleep(0.3)
         assert sorted(seen) == ["i0", "i1", "i2", "i3"]
+
+
+async def test_processes_2_share_each_port_and_form_one_system(tmp_path: Path, redis_server: RedisServer,
+                                                               key_prefix: str) -> None:
+    pair = engine(tmp_path, redis_server.url, key_prefix)
+    pair.args = ("--processes", "2")
+    await pair.start()
+    try:
+        with redis_server.client() as client:  # two engines hold a lease
+            assert client.zcard(f"{key_prefix}cluster:engines") == 2
+        async with TestWorker(pair.worker_url) as server:
+            seen: list[Any] = []
+
+            async def on_change(event: Any) -> None:
+                seen.append(event["id"])
+
+            async def whoami(data: Any) -> Any:
+                return "server"
+
+            await server.register("whoami", whoami)
+            await server.register("on_change", on_change)
+            await server.trigger("stream", "on_change", {"stream_name": "s"})
+            callers = [TestWorker(pair.worker_url) for _ in range(12)]  # the kernel spreads them over both
+            for caller in callers:
+                await caller.__aenter__()
+            try:
+                for n, caller in enumerate(callers):
+                    assert await until_answers(caller, "whoami") == "server"
+                    await caller.call("stream::set", {"stream_name": "s", "group_id": "g", "item_id": f"i{n}",
+                                                      "data": n})
+            finally:
+                for caller in callers:
+                    await caller.close()
+            await wait_until(lambda: len(seen) >= 12)
+            await asyncio.sleep(0.3)
+            assert sorted(seen) == sorted(f"i{n}" for n in range(12))  # once per write, whichever process took it
+    finally:
+        assert await pair.stop() == 0
+
+
+def test_processes_need_the_redis_adapter(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"modules:\n  - class: modules::stream::StreamModule\n    config:\n"
+                      f"      adapter:\n        class: modules::stream::adapters::KvStore\n"
+                      f"        config:\n          file_path: {tmp_path / 'data'}\n")
+    result = subprocess.run([sys.executable, "-m", "streamhub", "serve", "-c", str(config), "--processes", "2"],
+                            capture_output=True, text=True, timeout=timeout(30))
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--processes 2 needs the Redis adapter" in lines[0]

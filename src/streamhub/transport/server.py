@@ -50,11 +50,13 @@ class Server:
         adapter: overrides the adapter the config names (tests use this).
         metrics: the observability seam every part of this engine reports to; by default it counts when the
             admin module is configured (it exports the counts) and is a no-op otherwise.
+        reuse_port: listen with ``SO_REUSEPORT`` (``serve --processes N``: N engines share each port).
     """
 
     def __init__(self, config: EngineConfig, adapter: StreamAdapter | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, *, reuse_port: bool = False) -> None:
         self.config = config
+        self.reuse_port = reuse_port
         stream = config.stream
         if metrics is None:
             metrics = EngineMetrics() if config.admin is not None else NULL_METRICS
@@ -158,7 +160,7 @@ class Server:
         listeners: list[tuple[str, list[web.RouteDef], socket.socket]] = []
         try:
             for name, routes, host, port, key in self._endpoints():
-                listeners.append((name, routes, _listen(host, port, key)))
+                listeners.append((name, routes, _listen(host, port, key, self.reuse_port)))
         except ConfigError:
             for _, _, sock in listeners:
                 sock.close()
@@ -252,7 +254,7 @@ class Server:
         return bound
 
 
-def _listen(host: str, port: int, key: str) -> socket.socket:
+def _listen(host: str, port: int, key: str, reuse_port: bool = False) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -260,6 +262,8 @@ def _listen(host: str, port: int, key: str) -> socket.socket:
     family, _, _, _, address = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:  # the kernel spreads connections over every process listening on the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(address)
         sock.listen(1024)
