@@ -190,3 +190,23 @@ async def test_guards_routes_and_auth_of_a_worker_on_engine_a_serve_engine_b(red
             async with http.get(f"http://127.0.0.1:{b.rest_port}/hello/bob") as response:
                 assert response.status == 404
         assert b.engine.triggers.get(guard_id) is not None
+
+
+async def test_garbage_on_the_cluster_keys_and_channels_is_dropped(redis_server: RedisServer,
+                                                                   key_prefix: str) -> None:
+    """Redis is the trust boundary, but a malformed message or announcement must not stop an engine."""
+    async with cluster(redis_server.url, key_prefix, 2) as (a, b), TestWorker(worker_url(a)) as on_a:
+        assert b.engine.cluster is not None
+        with redis_server.client() as client:
+            client.zadd(f"{key_prefix}cluster:engines", {"fake": 2**52, "list": 2**52})
+            client.set(f"{key_prefix}ca:list", b"[1, 2]")
+            client.set(f"{key_prefix}ca:fake", b'{"functions": 7, "triggers": {"t": [1], "u": ["http", "{"]}}')
+            client.hset(f"{key_prefix}cg", "bad-guard", b"not json")
+            channel = f"{key_prefix}cx:{b.engine.cluster.engine_id}"
+            for garbage in (b"", b"[]", b"{", b'{"q": 1}', b'{"a": "nope", "e": 5}', b"\xff" * 10, b'"x"'):
+                client.publish(channel, garbage)
+            client.publish(f"{key_prefix}cn", b"\xff")
+        await on_a.register("still", lambda data: _answer("fine"))
+        await served_everywhere([a, b], "still")
+        assert await b.engine.call("still", {}) == "fine"
+        assert b.engine.triggers.get("bad-guard") is None and b.engine.triggers.get("u") is None

@@ -74,6 +74,7 @@ class Cluster:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()  # renew now (a peer's announcement changed)
         self._announced: bytes | None = None
+        self._garbage: tuple[str, bytes] | None = None  # the last undecodable announcement logged
         self._announcing = False
         self._renewer: asyncio.Task[None] | None = None
         self.routed = 0  # calls this engine routed to others (tests, logs)
@@ -219,6 +220,8 @@ class Cluster:
                 await self._renew_once()
             except AdapterError as exc:
                 log.warning("cluster lease of engine %s not renewed: %s", self.engine_id, exc.message)
+            except Exception:  # never let a bug end the lease: the engine would drop out of the cluster
+                log.exception("cluster lease of engine %s: renewal failed", self.engine_id)
 
     async def _renew_once(self) -> None:
         view = await self.bus.renew(int(self.lease * 750))  # ms: 3/4 of the lease, renewed every 1/4
@@ -234,9 +237,14 @@ class Cluster:
         peers: dict[str, dict[str, Any]] = {}
         for engine_id, raw in view.peers.items():
             try:
-                peers[engine_id] = orjson.loads(raw)
+                announcement = orjson.loads(raw)
             except ValueError:
-                log.error("cluster: engine %s announced garbage; ignored", engine_id)
+                announcement = None
+            if isinstance(announcement, dict):
+                peers[engine_id] = announcement
+            elif self._garbage != (engine_id, raw):
+                self._garbage = (engine_id, raw)
+                log.error("cluster: engine %s announced something that is not an announcement; ignored", engine_id)
         served: dict[str, list[str]] = {}
         for engine_id in sorted(peers):
             functions = peers[engine_id].get("functions")

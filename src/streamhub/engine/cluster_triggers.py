@@ -50,6 +50,7 @@ class TriggerReplica:
         self._applied: dict[str, tuple[Trigger, _Signature]] = {}  # remote trigger id -> what was added
         self._skipped: dict[str, _Signature] = {}  # refused or unregistered here: not added again while unchanged
         self._orphans: set[str] = set()  # orphaned guard ids of the last view
+        self._garbage: set[tuple[str, bytes]] = set()  # undecodable (id, JSON) already logged
         self.dropped: set[str] = set()  # orphaned guards unregistered or replaced here: dropped at the next announce
 
     def local(self) -> dict[str, list[str]]:
@@ -63,7 +64,7 @@ class TriggerReplica:
 
     def apply(self, peers: Mapping[str, Mapping[str, Any]], orphans: Mapping[str, bytes]) -> None:
         """Make the index hold exactly the peers' triggers and the orphaned guards (local ids win)."""
-        wanted = _wanted(peers, orphans)
+        wanted = _wanted(peers, orphans, self._garbage)
         self._orphans = set(orphans)
         self._forget_vanished()
         for trigger_id, (_, signature) in list(self._applied.items()):
@@ -102,29 +103,33 @@ class TriggerReplica:
         self._forget_vanished()
 
 
-def _wanted(peers: Mapping[str, Mapping[str, Any]], orphans: Mapping[str, bytes]) -> dict[str, tuple[_Signature, Any]]:
+def _wanted(peers: Mapping[str, Mapping[str, Any]], orphans: Mapping[str, bytes],
+            garbage: set[tuple[str, bytes]]) -> dict[str, tuple[_Signature, Any]]:
     wanted: dict[str, tuple[_Signature, Any]] = {}
     for guard_id, raw in orphans.items():
-        entry = _decode(guard_id, None, JOIN, raw)
+        entry = _decode(guard_id, None, JOIN, raw, garbage)
         if entry is not None:
             wanted[guard_id] = entry
     for engine_id in sorted(peers):
         triggers = peers[engine_id].get("triggers")
         for trigger_id, item in (triggers.items() if isinstance(triggers, dict) else ()):
             if isinstance(item, list) and len(item) == 2 and isinstance(item[1], str):
-                entry = _decode(trigger_id, RemoteOwner(engine_id), str(item[0]), item[1].encode())
+                entry = _decode(trigger_id, RemoteOwner(engine_id), str(item[0]), item[1].encode(), garbage)
                 if entry is not None:
                     wanted[trigger_id] = entry
     return wanted
 
 
-def _decode(trigger_id: str, owner: Hashable, kind: str, raw: bytes) -> tuple[_Signature, Any] | None:
+def _decode(trigger_id: str, owner: Hashable, kind: str, raw: bytes,
+            garbage: set[tuple[str, bytes]]) -> tuple[_Signature, Any] | None:
     try:
         data = orjson.loads(raw)
         function_id = str(data["function_id"])
         config = data.get("config")
-    except (ValueError, KeyError, TypeError):
-        log.error("dropping an undecodable trigger %s announced by another engine", trigger_id)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        if (trigger_id, raw) not in garbage:  # announced again at every renewal: one line is enough
+            garbage.add((trigger_id, raw))
+            log.error("dropping an undecodable trigger %s announced by another engine", trigger_id)
         return None
     return (owner, kind, function_id, orjson.dumps(config)), config
 
