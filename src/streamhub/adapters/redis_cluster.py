@@ -2,9 +2,10 @@
 
 Why it looks like this (keys in ``keys.py``, scripts in ``lua/cluster_*.lua``):
 
-* Leases work as presence's do (``redis_presence.py``): one sorted set, engine id -> expiry on the Redis clock
-  (engines' clocks do not matter); each renewal also claims engines whose lease ran out, atomically, so one
-  claimer moves a dead engine's join guards to the orphaned guards hash. Nothing scans the keyspace: the live
+* Leases are presence's mechanism (``lua/lease.lua``, shared with ``redis_presence.py``): one sorted set, engine
+  id -> expiry on the Redis clock (engines' clocks do not matter); each renewal also claims engines whose lease
+  ran out, atomically, so one claimer moves a dead engine's join guards to the orphaned guards hash. The set is
+  the cluster's own (``cluster:engines``) because its lease is shorter than presence's (5 s against 15 s). Nothing scans the keyspace: the live
   engines are the sorted set's members, their announcements one key each.
 * A renewal returns every live engine's announcement in the same round trip, so an engine's view of the
   namespace is never older than one renewal even if a notice was lost.
@@ -39,7 +40,8 @@ _CLAIMS_PER_RENEWAL = 16  # dead engines one renewal claims at most (the rest at
 
 
 def _script(name: str) -> str:
-    return importlib.resources.files("streamhub.adapters").joinpath("lua").joinpath(name).read_text("utf-8")
+    lua = importlib.resources.files("streamhub.adapters").joinpath("lua")
+    return "".join(lua.joinpath(part).read_text("utf-8") for part in ("lease.lua", name))
 
 
 class RedisClusterBus:
