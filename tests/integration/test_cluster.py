@@ -210,3 +210,36 @@ async def test_garbage_on_the_cluster_keys_and_channels_is_dropped(redis_server:
         await served_everywhere([a, b], "still")
         assert await b.engine.call("still", {}) == "fine"
         assert b.engine.triggers.get("bad-guard") is None and b.engine.triggers.get("u") is None
+
+
+async def test_a_trigger_is_not_doubled_while_its_worker_moves_to_another_engine(redis_server: RedisServer,
+                                                                                 key_prefix: str) -> None:
+    """The worker registers the same trigger id on engine B before its connection to A is gone: one trigger."""
+    async with cluster(redis_server.url, key_prefix, 3) as (a, b, c), TestWorker(worker_url(c)) as writer:
+        seen: list[str] = []
+
+        async def on_change(event: Any) -> None:
+            seen.append(event["id"])
+
+        config = {"stream_name": "s"}
+        old = TestWorker(worker_url(a))
+        await old.__aenter__()
+        await old.register("on_change", on_change)
+        await old.send({"type": "registertrigger", "id": "audit", "trigger_type": "stream",
+                        "function_id": "on_change", "config": config})
+        async with TestWorker(worker_url(b)) as new:
+            await new.register("on_change", on_change)
+            await new.send({"type": "registertrigger", "id": "audit", "trigger_type": "stream",
+                            "function_id": "on_change", "config": config})
+            await everywhere([a, b, c], "audit")
+            await served_everywhere([a, b, c], "on_change")
+            for n, via in enumerate([old, new, writer]):  # both connections up: one trigger
+                await via.call("stream::set", {"stream_name": "s", "group_id": "g", "item_id": f"x{n}", "data": n})
+            await old.close()  # moved: A forgets it, B still has it
+            await wait_until(lambda: a.engine.triggers.get("audit") is not None
+                             and a.engine.triggers.get("audit").owner != old.worker_id)  # type: ignore[union-attr]
+            for n, via in enumerate([writer, new]):
+                await via.call("stream::set", {"stream_name": "s", "group_id": "g", "item_id": f"y{n}", "data": n})
+            await wait_until(lambda: len(seen) >= 5)
+            await asyncio.sleep(0.3)
+        assert sorted(seen) == ["x0", "x1", "x2", "y0", "y1"]
