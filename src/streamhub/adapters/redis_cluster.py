@@ -5,8 +5,8 @@ Why it looks like this (keys in ``keys.py``, scripts in ``lua/cluster_*.lua``):
 * Leases are presence's mechanism (``lua/lease.lua``, shared with ``redis_presence.py``): one sorted set, engine
   id -> expiry on the Redis clock (engines' clocks do not matter); each renewal also claims engines whose lease
   ran out, atomically, so one claimer moves a dead engine's join guards to the orphaned guards hash. The set is
-  the cluster's own (``cluster:engines``) because its lease is shorter than presence's (5 s against 15 s). Nothing scans the keyspace: the live
-  engines are the sorted set's members, their announcements one key each.
+  the cluster's own (``cluster:engines``) because its lease is shorter than presence's (5 s against 15 s).
+  Nothing scans the keyspace: the live engines are the sorted set's members, their announcements one key each.
 * A renewal returns every live engine's announcement in the same round trip, so an engine's view of the
   namespace is never older than one renewal even if a notice was lost.
 * Each engine SUBSCRIBEs to its own channel (routed calls to it, answers to its calls) and to the notices
