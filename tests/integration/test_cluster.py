@@ -235,6 +235,7 @@ async def test_a_trigger_is_not_doubled_while_its_worker_moves_to_another_engine
             await served_everywhere([a, b, c], "on_change")
             for n, via in enumerate([old, new, writer]):  # both connections up: one trigger
                 await via.call("stream::set", {"stream_name": "s", "group_id": "g", "item_id": f"x{n}", "data": n})
+            await wait_until(lambda: len(seen) >= 3)  # a call in flight to a worker that leaves is stopped
             await old.close()  # moved: A forgets it, B still has it
             await wait_until(lambda: a.engine.triggers.get("audit") is not None
                              and a.engine.triggers.get("audit").owner != old.worker_id)  # type: ignore[union-attr]
@@ -243,3 +244,16 @@ async def test_a_trigger_is_not_doubled_while_its_worker_moves_to_another_engine
             await wait_until(lambda: len(seen) >= 5)
             await asyncio.sleep(0.3)
         assert sorted(seen) == ["x0", "x1", "x2", "y0", "y1"]
+
+
+async def test_a_call_the_chosen_engine_cannot_take_goes_to_the_next(redis_server: RedisServer,
+                                                                     key_prefix: str) -> None:
+    """An engine still announced but no longer listening (its lease not yet run out) never loses a call."""
+    async with cluster(redis_server.url, key_prefix, 2) as (a, b), TestWorker(worker_url(a)) as on_a:
+        with redis_server.client() as client:
+            client.zadd(f"{key_prefix}cluster:engines", {"ghost": 2**52})
+            client.set(f"{key_prefix}ca:ghost", b'{"functions": ["where"], "triggers": {}}')
+        await on_a.register("where", lambda data: _answer("a"))
+        await wait_until(lambda: b.engine.cluster is not None and len(b.engine.cluster.engines().get("where", [])) == 2)
+        assert [await b.engine.call("where", {}) for _ in range(6)] == ["a"] * 6
+        assert b.engine.cluster is not None and b.engine.cluster.routed == 9  # 3 of them tried the ghost first

@@ -128,14 +128,34 @@ class Cluster:
         return routed
 
     async def call(self, function_id: str, data: Any, timeout: float) -> Any:
-        """Call ``function_id`` on one of the engines serving it; see the module docstring for how it fails."""
+        """Call ``function_id`` on one of the engines serving it; see the module docstring for how it fails.
+
+        An engine that did not run the call (nobody listens on its channel, or its worker left a moment ago:
+        ``function_not_found``) hands it to the next engine serving the id, within the same timeout.
+        """
         engines = self._served.get(function_id)
         if not engines:
             raise FunctionNotFound(function_id)
-        target = engines[next(self._turn) % len(engines)]
+        first = next(self._turn)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            async with asyncio.timeout(timeout):
+                for attempt in range(len(engines)):
+                    target = engines[(first + attempt) % len(engines)]
+                    try:
+                        return await self._call_on(target, function_id, data, deadline - loop.time())
+                    except (FunctionNotFound, _NotDelivered) as exc:
+                        if attempt == len(engines) - 1:
+                            raise exc.error if isinstance(exc, _NotDelivered) else exc from None
+        except TimeoutError:
+            raise InvocationTimeout(f"Function {function_id} did not answer within {timeout:g} s") from None
+        raise FunctionNotFound(function_id)  # not reached: the last attempt returns or raises
+
+    async def _call_on(self, target: str, function_id: str, data: Any, remaining: float) -> Any:
         call_id = uuid.uuid4().hex
         try:
-            message = orjson.dumps({"q": call_id, "f": function_id, "d": data, "t": max(1, int(timeout * 1000)),
+            message = orjson.dumps({"q": call_id, "f": function_id, "d": data, "t": max(1, int(remaining * 1000)),
                                     "r": self.engine_id})
         except TypeError as exc:
             raise InvalidRequest(f"cannot route a call of {function_id}: its data is not JSON: {exc}") from None
@@ -143,13 +163,10 @@ class Cluster:
         self._pending[call_id] = (answer, target)
         self.routed += 1
         try:
-            async with asyncio.timeout(timeout):
-                if not await self.bus.send(target, message):
-                    raise EngineUnreachable(f"Function {function_id}: engine {target} serving it is unreachable "
-                                            "(stopped, or cut off from Redis)")
-                return await answer
-        except TimeoutError:
-            raise InvocationTimeout(f"Function {function_id} did not answer within {timeout:g} s") from None
+            if not await self.bus.send(target, message):
+                raise _NotDelivered(EngineUnreachable(f"Function {function_id}: engine {target} serving it is "
+                                                      "unreachable (stopped, or cut off from Redis)"))
+            return await answer
         finally:
             self._pending.pop(call_id, None)
 
@@ -278,6 +295,14 @@ class Cluster:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+class _NotDelivered(Exception):
+    """No engine listened on the target's channel: the call was not run there (another engine may take it)."""
+
+    def __init__(self, error: EngineUnreachable) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 _CLASSES: dict[str, type[InvocationError]] = {
