@@ -31,7 +31,8 @@ from redis.backoff import NoBackoff
 from streamhub.adapters.cluster import CALL, NOTICE, BusListener, ClusterBus, ClusterView
 from streamhub.adapters.keys import RedisKeys, decode_name
 from streamhub.adapters.pubsub import Subscriber
-from streamhub.adapters.redis import _redact, _RedisLink
+from streamhub.adapters.redis import _redact
+from streamhub.adapters.redis_pipe import RedisLink
 from streamhub.errors import AdapterError, ConfigError
 
 __all__ = ["RedisClusterBus"]
@@ -74,7 +75,7 @@ class RedisClusterBus:
         def deliver(message: tuple[str, bytes]) -> None:
             listener(*message)
 
-        self._subscriber = Subscriber(lambda: _RedisLink(self._pool), deliver, lambda _kind, _: on_gap(),
+        self._subscriber = Subscriber(lambda: RedisLink(self._pool), deliver, lambda _kind, _: on_gap(),
                                       where=self.where, health_interval=1.0, timeout=self._timeout,
                                       decode=lambda kind, _, data: (kind, data))
         await self._subscriber.start()
