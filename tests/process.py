@@ -19,8 +19,9 @@ class EngineProcess:
     """
 
     def __init__(self, workdir: Path, adapter_yaml: str | None = None, *, config: Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
+        self.args = args
         self.worker_port = free_port()
         self.stream_port = free_port()
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "WORKER_PORT": str(self.worker_port),
@@ -55,7 +56,7 @@ class EngineProcess:
         self.killed = False
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "streamhub", "serve", "-c", str(self.config), "--log-level", "WARNING",
-            cwd=self.workdir, stdout=asyncio.subprocess.PIPE, env=self.env)
+            *self.args, cwd=self.workdir, stdout=asyncio.subprocess.PIPE, env=self.env)
         assert self.proc.stdout is not None
         line = await asyncio.wait_for(self.proc.stdout.readline(), timeout(20))
         assert line.startswith(b"streamhub ready"), line

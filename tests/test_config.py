@@ -273,7 +273,8 @@ def test_stream_value_errors_name_the_key(tmp_path: Path, body: str, expected: s
 def test_unknown_stream_key_is_rejected_with_suggestion(tmp_path: Path) -> None:
     message = error(tmp_path, f"modules:\n  - class: {STREAM}\n    config: {{prot: 3112}}\n")
     assert message.startswith('modules[0].config.prot: unknown key; did you mean "port"?')
-    assert "accepted: adapter, allowed_origins, auth_function, auth_timeout_ms, handshake_timeout_ms" in message
+    assert ("accepted: adapter, allowed_origins, auth_function, auth_timeout_ms, cluster_lease_ms, "
+            "handshake_timeout_ms") in message
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from streamhub import __version__
 from streamhub.config import AdapterConfig, EngineConfig, default_config, load_config
 from streamhub.errors import ConfigError, DataDirError, StreamhubError
 from streamhub.logs import LOG_FORMATS, configure_logging, parse_level
+from streamhub.processes import check_processes, run_processes
 
 if TYPE_CHECKING:
     from streamhub.transport.server import Server
@@ -54,7 +55,10 @@ def _main(argv: list[str] | None) -> int:
         return 2
     try:
         config = load_config(args.config) if args.config else default_config()
-        _run(config, args.config)
+        if args.processes != 1:
+            check_processes(config, args.processes)
+            return run_processes(_child_argv(args), args.processes)
+        _run(config, args.config, args.reuse_port)
     except ConfigError as exc:
         print(f"streamhub: config error: {exc.message}", file=sys.stderr)
         return 2
@@ -75,7 +79,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("-c", "--config", help="config.yaml (default: embedded store under ./data)")
     serve.add_argument("--log-level", help=f"DEBUG, INFO (default), WARNING or ERROR; also ${LOG_LEVEL_ENV}")
     serve.add_argument("--log-format", default="text", help=f"{' or '.join(LOG_FORMATS)} (one JSON object a line)")
+    serve.add_argument("--processes", type=int, default=1,
+                       help="engine processes sharing each port (SO_REUSEPORT); needs the Redis adapter")
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set on --processes children
     return parser
+
+
+def _child_argv(args: argparse.Namespace) -> list[str]:
+    """The ``serve`` options every child of ``--processes`` gets."""
+    argv = ["--log-format", args.log_format]
+    if args.config:
+        argv += ["-c", args.config]
+    if args.log_level:
+        argv += ["--log-level", args.log_level]
+    return argv
 
 
 def _configure_logging(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
@@ -89,13 +106,13 @@ def _configure_logging(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     configure_logging(level, args.log_format)
 
 
-def _run(config: EngineConfig, config_file: str | None) -> None:
+def _run(config: EngineConfig, config_file: str | None, reuse_port: bool = False) -> None:
     try:
         import uvloop
 
-        uvloop.run(_serve(config, config_file))
+        uvloop.run(_serve(config, config_file, reuse_port))
     except ImportError:
-        asyncio.run(_serve(config, config_file))
+        asyncio.run(_serve(config, config_file, reuse_port))
 
 
 def _freeze_startup_heap() -> None:
@@ -108,7 +125,7 @@ def _freeze_startup_heap() -> None:
     gc.freeze()
 
 
-async def _serve(config: EngineConfig, config_file: str | None) -> None:
+async def _serve(config: EngineConfig, config_file: str | None, reuse_port: bool = False) -> None:
     from streamhub.transport.server import Server
 
     received: list[int] = []
@@ -121,7 +138,7 @@ async def _serve(config: EngineConfig, config_file: str | None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
-    server = Server(config)
+    server = Server(config, reuse_port=reuse_port)
     starting = asyncio.ensure_future(server.start())
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait((starting, stopping), timeout=_SLOW_START, return_when=asyncio.FIRST_COMPLETED)

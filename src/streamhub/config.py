@@ -127,6 +127,7 @@ class StreamModuleConfig:
     allowed_origins: tuple[str, ...] = ()  # empty: any Origin (and clients that send none)
     tls: TlsConfig | None = None
     presence_ttl_ms: int = 15_000  # Redis: an engine's members outlive it (kill -9) by at most this lease
+    cluster_lease_ms: int = 5_000  # Redis: an engine's functions and triggers outlive it (kill -9) by at most this
     max_presence_members: int = 1000  # members listed per group in a presence sync or answer (count stays exact)
     max_presence_info_bytes: int = 1024  # a member's info (auth context "presence") above this shows as null
 
@@ -253,6 +254,7 @@ def _stream_module(conf: Section) -> StreamModuleConfig:
         allowed_origins=conf.text_list("allowed_origins"),
         tls=_tls(conf.section("tls")) if conf.get("tls") is not None else None,
         presence_ttl_ms=conf.integer("presence_ttl_ms", d.presence_ttl_ms, low=300),
+        cluster_lease_ms=conf.integer("cluster_lease_ms", d.cluster_lease_ms, low=300),
         max_presence_members=conf.integer("max_presence_members", d.max_presence_members, low=0),
         max_presence_info_bytes=conf.integer("max_presence_info_bytes", d.max_presence_info_bytes, low=0),
     )

@@ -11,6 +11,7 @@ Hierarchy::
     ├── InvocationError             the call reached a handler and it failed or never answered
     │   ├── InvocationTimeout       no result within the timeout
     │   └── InvocationStopped       the worker running it disconnected
+    │       └── EngineUnreachable   the engine serving it (another engine of the cluster) died or is unreachable
     ├── AdapterError                the store failed (``temporary=True`` when a retry may succeed)
     │   └── DataDirError            the file store's directory cannot be used (start-up exits 2)
     └── ConfigError                 config.yaml is unusable; names the key and the problem
@@ -27,6 +28,7 @@ __all__ = [
     "AdapterError",
     "ConfigError",
     "DataDirError",
+    "EngineUnreachable",
     "FunctionNotFound",
     "InvalidName",
     "InvalidRequest",
@@ -118,6 +120,12 @@ class InvocationStopped(InvocationError):
     """The worker owning the handler went away while the call was in flight."""
 
     code = "invocation_stopped"
+
+
+class EngineUnreachable(InvocationStopped):
+    """A routed call's engine went away (its lease ran out, or nothing listens on its channel any more)."""
+
+    code = "engine_unreachable"
 
 
 class AdapterError(StreamhubError):

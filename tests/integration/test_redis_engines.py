@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.helpers import CallFailed, Subscriber, TestWorker, free_port, timeout, wait_until
@@ -27,7 +28,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "redis"
 
 
 async def start_engines(tmp_path: Path, url: str, prefix: str) -> tuple[EngineProcess, EngineProcess]:
-    env = {"REDIS_URL": url, "KEY_PREFIX": prefix}
+    env = {"REDIS_URL": url, "KEY_PREFIX": prefix, "REST_PORT": str(free_port())}
     engines = (EngineProcess(tmp_path, config=EXAMPLES / "engine-a.yaml", env=env),
                EngineProcess(tmp_path, config=EXAMPLES / "engine-b.yaml", env=env))
     await asyncio.gather(*(engine.start() for engine in engines))
@@ -109,25 +110,61 @@ async def test_fifty_concurrent_increments_on_each_engine_are_exact(
         print(f"2 engines x 50 concurrent increments: {elapsed * 1000:.0f} ms")
 
 
-async def test_stream_triggers_fire_once_per_change_on_the_engine_that_applied_it(
+async def test_every_stream_trigger_fires_once_per_change_on_the_engine_that_applied_it(
         engines: tuple[EngineProcess, EngineProcess]) -> None:
+    """One trigger registered through each engine: both fire once per change, on the writer (docs/cluster.md);
+    both call ``audit``, which the writer's own worker serves (a local worker is never bypassed)."""
     fired: dict[str, list[Any]] = {"a": [], "b": []}
     async with TestWorker(engines[0].worker_url) as on_a, TestWorker(engines[1].worker_url) as on_b:
+        triggers = []
         for name, worker in (("a", on_a), ("b", on_b)):
             async def handler(event: Any, name: str = name) -> None:
                 fired[name].append(event["id"])
 
             await worker.register("audit", handler)
-            await worker.trigger("stream", "audit", {"stream_name": "s"})
+            triggers.append(await worker.trigger("stream", "audit", {"stream_name": "s"}))
             await worker.call("stream.list_all", {})  # registration is processed before this answers
+        await asyncio.sleep(0.5)  # the announcements reach the other engine
         for n in range(5):
             await on_a.call("stream.set", {**ref(f"a{n}"), "data": n})
             await on_b.call("stream.set", {**ref(f"b{n}"), "data": n})
         with contextlib.suppress(TimeoutError):
-            await wait_until(lambda: len(fired["a"]) + len(fired["b"]) >= 10, 5)
+            await wait_until(lambda: len(fired["a"]) + len(fired["b"]) >= 20, 5)
         await asyncio.sleep(0.3)  # room for a duplicate to show up
-        assert sorted(fired["a"]) == [f"a{n}" for n in range(5)]
-        assert sorted(fired["b"]) == [f"b{n}" for n in range(5)]
+        assert sorted(fired["a"]) == sorted([f"a{n}" for n in range(5)] * 2)
+        assert sorted(fired["b"]) == sorted([f"b{n}" for n in range(5)] * 2)
+
+
+async def test_a_route_of_a_worker_on_engine_a_answers_through_engine_b(
+        engines: tuple[EngineProcess, EngineProcess], tmp_path: Path) -> None:
+    """examples/redis/worker.py connects to engine A; its route answers on engine B's REST port, and its stream
+    trigger counts each greeting once."""
+    a, b = engines
+    env = {**a.env, "STREAMHUB_URL": a.worker_url}
+    worker = await asyncio.create_subprocess_exec(sys.executable, str(EXAMPLES / "worker.py"), env=env,
+                                                  stdout=asyncio.subprocess.PIPE)
+    try:
+        assert worker.stdout is not None
+        assert await asyncio.wait_for(worker.stdout.readline(), timeout(20)) == b"greeter ready\n"
+        url = f"http://127.0.0.1:{b.env['REST_PORT']}/hello/ann"
+        async with aiohttp.ClientSession() as http, TestWorker(b.worker_url) as on_b:
+            for _ in range(200):  # until engine B knows the route
+                async with http.get(url) as response:
+                    answer = (response.status, await response.json())
+                if answer[0] != 404:
+                    break
+                await asyncio.sleep(0.05)
+            assert answer == (200, {"hello": "ann"})
+            stats = {"stream_name": "greeting_stats", "group_id": "all", "item_id": "count"}
+            for _ in range(100):
+                if await on_b.call("stream.get", stats) == {"changes": 1}:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            assert await on_b.call("stream.get", stats) == {"changes": 1}
+    finally:
+        worker.terminate()
+        await worker.wait()
 
 
 async def test_subscription_per_group_per_engine_released_by_the_last_client(

@@ -14,6 +14,11 @@ Layout under the deployment's prefix ``P`` (default ``streamhub:``)::
     P pc:<n>:<stream>:<group>  channel: presence changes of the group, ``{"seq","action","member"}`` JSON
     P presence:engines         ZSET   presence: engine id -> lease expiry (ms, Redis clock)
     P pe:<engine id>           HASH   presence: ``<connection id> <n>:<stream>:<group>`` -> 1, an engine's members
+    P cluster:engines          ZSET   cluster: engine id -> lease expiry (ms, Redis clock)
+    P ca:<engine id>           STRING cluster: what an engine serves, ``{"functions": [...], "triggers": {...}}`` JSON
+    P cg                       HASH   cluster: join guard id -> trigger JSON, guards whose engine died (fail closed)
+    P cx:<engine id>           channel: cluster: routed calls to an engine and answers to its calls
+    P cn                       channel: cluster: ids of engines whose announcement changed
 
 ``<n>`` is the byte length of the UTF-8 stream name, so the stream/group split is unambiguous whatever the names
 hold (``:``, ``*``, ``{``...): distinct ``(stream, group)`` pairs always get distinct keys, and names are never
@@ -43,12 +48,15 @@ class RedisKeys:
         prefix: prepended to every key and channel, so deployments sharing one Redis never meet.
     """
 
-    __slots__ = ("_prefix", "presence_engines", "streams")
+    __slots__ = ("_prefix", "cluster_engines", "cluster_guards", "cluster_notices", "presence_engines", "streams")
 
     def __init__(self, prefix: str) -> None:
         self._prefix = encode_name(prefix)
         self.streams = self._prefix + b"streams"
         self.presence_engines = self._prefix + b"presence:engines"
+        self.cluster_engines = self._prefix + b"cluster:engines"
+        self.cluster_guards = self._prefix + b"cg"
+        self.cluster_notices = self._prefix + b"cn"
 
     @property
     def prefix(self) -> bytes:
@@ -75,6 +83,14 @@ class RedisKeys:
     def presence_engine(self, engine_id: str) -> bytes:
         """The hash listing one engine's members (so a dead engine's members are found without a scan)."""
         return self._prefix + b"pe:" + encode_name(engine_id)
+
+    def cluster_announcement(self, engine_id: str) -> bytes:
+        """What one engine serves (functions, triggers), renewed with its lease."""
+        return self._prefix + b"ca:" + encode_name(engine_id)
+
+    def cluster_channel(self, engine_id: str) -> bytes:
+        """The channel carrying routed calls to one engine and the answers to its own routed calls."""
+        return self._prefix + b"cx:" + encode_name(engine_id)
 
     def items(self, stream: str, group: str) -> bytes:
         """The hash holding a group's items."""

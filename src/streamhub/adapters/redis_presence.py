@@ -6,10 +6,11 @@ Why it looks like this (layout in ``keys.py``, scripts in ``lua/presence*.lua``)
   channel by the same script that applies it, so every engine sees a group's joins and leaves in order and can
   tell which ones a ``members`` read (hash + seq in one script) already covers.
 * Each engine has an id and a lease in one sorted set (id -> expiry on the Redis clock, so engines' clocks do
-  not matter), and lists its members in a hash of its own. Every quarter of ``ttl`` it renews its lease and claims
-  engines whose lease ran out (``presence_renew.lua``, atomic: one claimer), removing their members with
-  ``leave`` events. A lease runs 3/4 of ``ttl`` after a renewal, so a killed engine's members are gone within
-  ``ttl``, and a renewal may be up to ``ttl/2`` late before an engine is wrongly claimed. No keyspace scan.
+  not matter; ``lua/lease.lua``, shared with the cluster's leases), and lists its members in a hash of its own.
+  Every quarter of ``ttl`` it renews its lease and claims engines whose lease ran out (``presence_renew.lua``,
+  atomic: one claimer), removing their members with ``leave`` events. A lease runs 3/4 of ``ttl`` after a
+  renewal, so a killed engine's members are gone within ``ttl``, and a renewal may be up to ``ttl/2`` late
+  before an engine is wrongly claimed. No keyspace scan.
 * The engine keeps its own members in memory as the truth. If its lease was gone at a renewal (Redis restarted
   or lost data, or a survivor claimed it while it was cut off) or a write failed, it rewrites its members
   (``presence_reconcile.lua``: missing ones join again, stale ones leave). Changes published while the pub/sub
@@ -56,7 +57,7 @@ _CLAIMS_PER_RENEWAL = 16  # dead engines one renewal removes at most (the rest a
 
 def _script(name: str) -> str:
     lua = importlib.resources.files("streamhub.adapters").joinpath("lua")
-    return "".join(lua.joinpath(part).read_text("utf-8") for part in ("presence.lua", name))
+    return "".join(lua.joinpath(part).read_text("utf-8") for part in ("lease.lua", "presence.lua", name))
 
 
 class RedisPresence:

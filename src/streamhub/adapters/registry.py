@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from streamhub.adapters.base import StreamAdapter
+from streamhub.adapters.cluster import ClusterBus
 from streamhub.adapters.presence import MemoryPresence, PresenceStore
 from streamhub.config import KV_STORE, REDIS_ADAPTER, AdapterConfig
 from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.positions import LogLimits
 from streamhub.errors import ConfigError
 
-__all__ = ["ADAPTERS", "PRESENCE", "AdapterFactory", "PresenceFactory", "build_adapter", "build_presence",
-           "memory_adapter"]
+__all__ = ["ADAPTERS", "PRESENCE", "AdapterFactory", "PresenceFactory", "build_adapter", "build_cluster",
+           "build_presence", "memory_adapter"]
 
 AdapterFactory = Callable[[AdapterConfig, Metrics], StreamAdapter]
 PresenceFactory = Callable[[AdapterConfig, float], PresenceStore]
@@ -65,6 +66,15 @@ PRESENCE: dict[str, PresenceFactory] = {KV_STORE: _memory_presence, REDIS_ADAPTE
 def build_presence(config: AdapterConfig, ttl: float) -> PresenceStore:
     """The presence store for the adapter class a config names (memory for a class without one)."""
     return PRESENCE.get(config.class_name, _memory_presence)(config, ttl)
+
+
+def build_cluster(config: AdapterConfig) -> ClusterBus | None:
+    """The bus linking the engines of a distributed store (Redis); None for embedded stores (one engine)."""
+    if config.class_name != REDIS_ADAPTER:
+        return None
+    from streamhub.adapters.redis_cluster import RedisClusterBus
+
+    return RedisClusterBus(config.redis_url, config.key_prefix)
 
 
 def build_adapter(config: AdapterConfig, metrics: Metrics = NULL_METRICS) -> StreamAdapter:

@@ -13,7 +13,7 @@ its orphan, so guards do not pile up.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -68,6 +68,7 @@ class TriggerIndex:
     def __init__(self) -> None:
         self._by_id: dict[str, Trigger] = {}
         self.routes = RouteTable()  # the ``http`` triggers, matched by the REST API module
+        self.on_change: Callable[[], None] | None = None  # the cluster announces this engine's triggers again
 
     def add(self, trigger_id: str, trigger_type: str, function_id: str, config: Any, owner: Hashable) -> Trigger:
         """Validate and store a trigger (replacing one with the same id).
@@ -96,12 +97,24 @@ class TriggerIndex:
         if kind == JOIN:
             self._replace_orphans(trigger)
         self._by_id[trigger_id] = trigger
+        self._changed()
         return trigger
 
     def remove(self, trigger_id: str) -> Trigger | None:
         """Forget a trigger; returns it if it existed."""
         self.routes.remove(trigger_id)
-        return self._by_id.pop(trigger_id, None)
+        removed = self._by_id.pop(trigger_id, None)
+        if removed is not None:
+            self._changed()
+        return removed
+
+    def get(self, trigger_id: str) -> Trigger | None:
+        """The trigger registered under ``trigger_id``, if any."""
+        return self._by_id.get(trigger_id)
+
+    def all(self) -> list[Trigger]:
+        """Every trigger (a copy)."""
+        return list(self._by_id.values())
 
     def drop_owner(self, owner: Hashable) -> tuple[list[Trigger], list[Trigger]]:
         """Forget the triggers of ``owner`` (a disconnected worker), except its join guards, which stay in force.
@@ -116,6 +129,8 @@ class TriggerIndex:
                 self.remove(trigger.id)
         for guard in kept:
             self._by_id[guard.id] = guard
+        if kept:
+            self._changed()
         return [t for t in mine if t.type != JOIN], kept
 
     def of_type(self, kind: str) -> list[Trigger]:
@@ -138,6 +153,11 @@ class TriggerIndex:
                 and (t.stream_name, t.group_id) == (guard.stream_name, guard.group_id)]
         for trigger_id in same:
             del self._by_id[trigger_id]
+
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
 
 def _optional_str(config: dict[str, Any], key: str, trigger_id: str, *, required: bool = False) -> str | None:

@@ -12,14 +12,16 @@ from types import TracebackType
 from typing import Any
 
 from streamhub.adapters.base import StreamAdapter
+from streamhub.adapters.cluster import ClusterBus
 from streamhub.adapters.presence import MemoryPresence, PresenceStore
 from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.triggers import TriggerIndex
 from streamhub.core.values import DEFAULT_MAX_DEPTH
 from streamhub.engine.catalog import Catalog
 from streamhub.engine.client_sessions import ClientSessions
+from streamhub.engine.cluster import Cluster
 from streamhub.engine.engine_events import EngineEvents
-from streamhub.engine.functions import FunctionMeta, FunctionRegistry
+from streamhub.engine.functions import Builtin, FunctionMeta, FunctionRegistry, WorkerLink
 from streamhub.engine.hub import Hub
 from streamhub.engine.introspection import Introspection
 from streamhub.engine.invocations import Invocations
@@ -29,6 +31,7 @@ from streamhub.engine.timed_adapter import TimedAdapter
 from streamhub.engine.trigger_runner import TriggerRunner
 from streamhub.engine.trigger_types import WorkerTriggerTypes
 from streamhub.engine.workers import WorkerSessions
+from streamhub.errors import FunctionNotFound
 
 __all__ = ["Engine"]
 
@@ -48,13 +51,17 @@ class Engine:
             ``engine::functions-available`` fires (one call per burst of registrations).
         presence: who is in which group (default: this engine's memory); max_presence_members and
             max_presence_info_bytes bound what a member list and a member's info may hold.
+        cluster: the link to the other engines of the deployment (Redis; docs/cluster.md): functions and
+            triggers of every engine then serve this one. None: a single engine.
+        cluster_lease: seconds a killed engine's functions and triggers outlive it at most.
     """
 
     def __init__(self, adapter: StreamAdapter, *, invocation_timeout: float = 30.0,
                  join_timeout: float = 10.0, max_value_depth: int = DEFAULT_MAX_DEPTH,
                  metrics: Metrics = NULL_METRICS, functions_available_delay: float = 0.25,
                  presence: PresenceStore | None = None, max_presence_members: int = DEFAULT_MAX_MEMBERS,
-                 max_presence_info_bytes: int = DEFAULT_MAX_INFO_BYTES) -> None:
+                 max_presence_info_bytes: int = DEFAULT_MAX_INFO_BYTES, cluster: ClusterBus | None = None,
+                 cluster_lease: float = 5.0) -> None:
         self.adapter = adapter
         self.presence = Presence(presence or MemoryPresence(), max_members=max_presence_members)
         self.invocation_timeout = invocation_timeout
@@ -73,6 +80,11 @@ class Engine:
         self.events = EngineEvents(self.call, lambda: [row.summary() for row in self.catalog.functions()],
                                    delay=functions_available_delay)
         self.functions.on_change = self.events.functions_changed
+        self.cluster: Cluster | None = None
+        if cluster is not None:
+            self.cluster = Cluster(cluster, self.functions, self.triggers, self.call_local, lease=cluster_lease)
+            self.functions.on_change = self._functions_changed
+            self.triggers.on_change = self.cluster.changed
         self.workers = WorkerSessions(self)
         builtins = StreamFunctions(store, self.runner.submit, max_value_depth=max_value_depth,
                                    metrics=metrics, presence=self.presence).builtins()
@@ -86,6 +98,8 @@ class Engine:
         """Open the adapter and start delivering events and running triggers."""
         await self.adapter.start(self.hub.dispatch, self.clients.resync)
         await self.presence.start()
+        if self.cluster is not None:
+            await self.cluster.start()
         self.runner.start()
         self.events.start()
 
@@ -94,6 +108,8 @@ class Engine:
         await self.events.close()
         await self.runner.close()
         await self.clients.close()
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.presence.close()
         await self.adapter.close()
         log.info("engine stopped: %d frames delivered, %d trigger failures",
@@ -116,7 +132,7 @@ class Engine:
         Raises:
             FunctionNotFound, InvalidRequest, InvocationError, AdapterError: with a wire ``code``.
         """
-        target = self.functions.resolve(function_id)
+        target = self._resolve(function_id, timeout)
         if not self.metrics.enabled:
             if callable(target):
                 return await target(data)
@@ -132,3 +148,24 @@ class Engine:
             return result
         finally:
             self.metrics.function_called(function_id, time.perf_counter() - started, ok)
+
+    async def call_local(self, function_id: str, data: Any, timeout: float) -> Any:
+        """Invoke a function this engine answers itself (a call routed here by another engine)."""
+        target = self.functions.resolve(function_id)
+        if callable(target):
+            return await target(data)
+        return await self.invocations.invoke(target, function_id, data, timeout)
+
+    def _resolve(self, function_id: str, timeout: float | None) -> Builtin | WorkerLink:
+        """Local first (workers, then builtins); else the engine of the cluster that serves it."""
+        try:
+            return self.functions.resolve(function_id)
+        except FunctionNotFound:
+            if self.cluster is None:
+                raise
+            return self.cluster.route(function_id, timeout or self.invocation_timeout)
+
+    def _functions_changed(self) -> None:
+        self.events.functions_changed()
+        if self.cluster is not None:
+            self.cluster.changed()

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from streamhub.adapters.base import StreamAdapter
-from streamhub.adapters.registry import build_adapter, build_presence, memory_adapter
+from streamhub.adapters.registry import build_adapter, build_cluster, build_presence, memory_adapter
 from streamhub.config import (
     ADMIN_MODULE,
     REST_API_MODULE,
@@ -50,19 +50,22 @@ class Server:
         adapter: overrides the adapter the config names (tests use this).
         metrics: the observability seam every part of this engine reports to; by default it counts when the
             admin module is configured (it exports the counts) and is a no-op otherwise.
+        reuse_port: listen with ``SO_REUSEPORT`` (``serve --processes N``: N engines share each port).
     """
 
     def __init__(self, config: EngineConfig, adapter: StreamAdapter | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, *, reuse_port: bool = False) -> None:
         self.config = config
+        self.reuse_port = reuse_port
         stream = config.stream
         if metrics is None:
             metrics = EngineMetrics() if config.admin is not None else NULL_METRICS
-        presence = None
+        presence = cluster = None
         if adapter is None:
             adapter = build_adapter(stream.adapter, metrics) if stream is not None else memory_adapter()
             if stream is not None:
                 presence = build_presence(stream.adapter, stream.presence_ttl_ms / 1000)
+                cluster = build_cluster(stream.adapter)
         self.engine = Engine(
             adapter,
             invocation_timeout=config.invocation_timeout_ms / 1000,
@@ -72,6 +75,8 @@ class Server:
             presence=presence,
             max_presence_members=stream.max_presence_members if stream else 1000,
             max_presence_info_bytes=stream.max_presence_info_bytes if stream else 1024,
+            cluster=cluster,
+            cluster_lease=stream.cluster_lease_ms / 1000 if stream else 5.0,
         )
         tokens = BearerTokens(config.worker_auth.tokens) if config.worker_auth is not None else None
         self.workers = WorkerEndpoint(self.engine, tokens)
@@ -155,7 +160,7 @@ class Server:
         listeners: list[tuple[str, list[web.RouteDef], socket.socket]] = []
         try:
             for name, routes, host, port, key in self._endpoints():
-                listeners.append((name, routes, _listen(host, port, key)))
+                listeners.append((name, routes, _listen(host, port, key, self.reuse_port)))
         except ConfigError:
             for _, _, sock in listeners:
                 sock.close()
@@ -249,7 +254,7 @@ class Server:
         return bound
 
 
-def _listen(host: str, port: int, key: str) -> socket.socket:
+def _listen(host: str, port: int, key: str, reuse_port: bool = False) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -257,6 +262,8 @@ def _listen(host: str, port: int, key: str) -> socket.socket:
     family, _, _, _, address = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:  # the kernel spreads connections over every process listening on the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(address)
         sock.listen(1024)
