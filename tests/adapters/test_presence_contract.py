@@ -1,6 +1,8 @@
 """The presence contract (``adapters/presence.py``), run against every presence store: memory and Redis.
 
-Redis also runs with two stores on one server (two engines), and with an engine that stops renewing its lease.
+Redis runs both on a pipe of its own and on a started ``RedisAdapter``'s pipe (as the registry builds it: presence
+scripts registered after that connection opened run through the EVAL fallback). Redis also runs with two stores on
+one server (two engines), and with an engine that stops renewing its lease.
 """
 
 from __future__ import annotations
@@ -10,8 +12,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from streamhub.adapters.base import StreamAdapter
 from streamhub.adapters.presence import JOIN, LEAVE, Member, MemoryPresence, PresenceChange, PresenceStore
+from streamhub.adapters.redis import RedisAdapter
 from streamhub.adapters.redis_presence import RedisPresence
+from streamhub.adapters.registry import build_adapter, build_presence
+from streamhub.config import REDIS_ADAPTER, AdapterConfig
+from streamhub.core.model import ItemRef
 from tests.helpers import wait_until
 from tests.redis_server import RedisServer
 
@@ -45,13 +52,30 @@ def make(kind: str, request: pytest.FixtureRequest, ttl: float = 15.0) -> Presen
     return RedisPresence(server.url, request.getfixturevalue("key_prefix"), ttl=ttl)
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def shared(request: pytest.FixtureRequest) -> tuple[RedisPresence, StreamAdapter]:
+    """A presence store on the pipe of a started adapter (its connection already open)."""
+    server: RedisServer = request.getfixturevalue("redis_server")
+    prefix = request.getfixturevalue("key_prefix")
+    adapter = RedisAdapter(server.url, prefix)
+    await adapter.start(lambda event: None)
+    return RedisPresence(server.url, prefix, pipe=adapter.pipe), adapter
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis),
+                        pytest.param("redis-shared", marks=pytest.mark.redis)])
 async def presence(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
-    harness = await Harness(make(request.param, request)).start()
+    adapter = None
+    if request.param == "redis-shared":
+        store, adapter = await shared(request)
+    else:
+        store = make(request.param, request)
+    harness = await Harness(store).start()
     try:
         yield harness
     finally:
         await harness.store.close()
+        if adapter is not None:
+            await adapter.close()
 
 
 async def test_join_update_leave_are_announced_once_each_in_seq_order(presence: Harness) -> None:
@@ -133,3 +157,35 @@ async def test_an_engine_that_stops_renewing_is_claimed_with_leaves(request: pyt
         dead._mine.clear()
         await dead.close()
         await alive.store.close()
+
+
+def _command_clients(server: RedisServer) -> set[int]:
+    """Ids of the server's connections that are not subscribed to anything (command connections)."""
+    with server.client() as client:
+        return {int(c["id"]) for c in client.client_list() if c["sub"] == "0" and c["psub"] == "0"
+                and c["cmd"] != "client|list"}
+
+
+@pytest.mark.redis
+async def test_the_registry_puts_presence_on_the_adapters_connection(request: pytest.FixtureRequest) -> None:
+    server: RedisServer = request.getfixturevalue("redis_server")
+    config = AdapterConfig(class_name=REDIS_ADAPTER, redis_url=server.url,
+                           key_prefix=request.getfixturevalue("key_prefix"))
+    before = _command_clients(server)
+    adapter = build_adapter(config)
+    store = build_presence(config, 15.0, adapter)
+    seen = Harness(store)
+    await adapter.start(lambda event: None)
+    await seen.start()
+    try:
+        await store.watch("s", "g")
+        await adapter.watch("s", "g")  # both pub/sub connections now subscribed: not counted below
+        await asyncio.gather(*(store.join("s", "g", member(f"c{n}")) for n in range(20)),
+                             adapter.set(ItemRef("s", "g", "i"), 1))
+        assert len(await seen.seen(20)) == 20
+        assert (await store.members("s", "g", 100)).count == 20
+        assert len(_command_clients(server) - before) == 1  # store and presence commands: one connection
+    finally:
+        await store.close()
+        await adapter.close()
+    assert _command_clients(server) - before == set()

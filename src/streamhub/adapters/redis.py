@@ -125,6 +125,11 @@ class RedisAdapter:
         self._updating: dict[tuple[str, str, str], tuple[asyncio.Lock, list[int]]] = {}  # lock, [users]
         self.update_races = 0  # compare-and-set attempts that lost to another writer (metrics, tests)
 
+    @property
+    def pipe(self) -> Pipe:
+        """The connection every command of this adapter goes through (``RedisPresence`` shares it)."""
+        return self._pipe
+
     # Lifecycle
 
     async def start(self, listener: EventListener, on_gap: GapListener | None = None) -> None:

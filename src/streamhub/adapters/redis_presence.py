@@ -16,12 +16,17 @@ Why it looks like this (layout in ``keys.py``, scripts in ``lua/presence*.lua``)
   (``presence_reconcile.lua``: missing ones join again, stale ones leave). Changes published while the pub/sub
   connection was down are reported as gaps (``pubsub.Subscriber``), and the engine re-reads the members.
 * Changes of a group reach an engine only while it ``watch``es the group (it has presence subscribers there).
+* Commands go through a ``redis_pipe.Pipe``: the adapter's own when the registry hands it over (``pipe=``), so the
+  presence writes of one loop tick leave in one write with each other and with the store's commands (a storm of
+  joins costs one round trip per tick, not one per join); else a pipe of its own. Scripts run by EVALSHA (EVAL if
+  the connection was opened before they were registered, or Redis lost them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib.resources
 import logging
 import uuid
@@ -45,7 +50,7 @@ from streamhub.adapters.presence import (
 )
 from streamhub.adapters.pubsub import Subscriber
 from streamhub.adapters.redis import _redact
-from streamhub.adapters.redis_pipe import RedisLink
+from streamhub.adapters.redis_pipe import Pipe, RedisLink, open_streams
 from streamhub.errors import AdapterError, ConfigError
 
 __all__ = ["RedisPresence"]
@@ -67,10 +72,11 @@ class RedisPresence:
         url, key_prefix: as for ``RedisAdapter`` (the same deployment uses the same ones).
         ttl: seconds a killed engine's members outlive it at most (``presence_ttl_ms``).
         timeout: seconds a command may take.
+        pipe: the ``RedisAdapter``'s pipe to share (its owner closes it); None: one of its own.
     """
 
     def __init__(self, url: str, key_prefix: str = "streamhub:", *, ttl: float = 15.0, timeout: float = 2.0,
-                 connect_timeout: float = 1.0) -> None:
+                 connect_timeout: float = 1.0, pipe: Pipe | None = None) -> None:
         self.where = _redact(url)
         self.engine_id = uuid.uuid4().hex
         self.ttl = ttl
@@ -82,12 +88,13 @@ class RedisPresence:
                 socket_connect_timeout=connect_timeout, retry=Retry(NoBackoff(), 0), protocol=2)
         except ValueError as exc:
             raise ConfigError(f"redis_url {self.where} is not a usable Redis URL: {exc}") from None
-        self._redis = aioredis.Redis(connection_pool=self._pool, retry=Retry(NoBackoff(), 0))
-        self._put = self._redis.register_script(_script("presence_put.lua"))
-        self._remove = self._redis.register_script(_script("presence_remove.lua"))
-        self._renew = self._redis.register_script(_script("presence_renew.lua"))
-        self._reconcile = self._redis.register_script(_script("presence_reconcile.lua"))
-        self._members = self._redis.register_script(_script("presence_members.lua"))
+        self._own_pipe = pipe is None
+        self._pipe = pipe if pipe is not None else Pipe(functools.partial(open_streams, self._pool), timeout)
+        self._put = self._pipe.script(_script("presence_put.lua"))
+        self._remove = self._pipe.script(_script("presence_remove.lua"))
+        self._renew = self._pipe.script(_script("presence_renew.lua"))
+        self._reconcile = self._pipe.script(_script("presence_reconcile.lua"))
+        self._members = self._pipe.script(_script("presence_members.lua"))
         self._own = self.keys.presence_engine(self.engine_id)
         self._mine: dict[tuple[str, str, str], Member] = {}  # (stream, group, connection) -> member: the truth
         self._dirty = False  # a write failed: Redis may not hold what ``_mine`` says
@@ -116,14 +123,15 @@ class RedisPresence:
             self._renewer = None
         self._mine.clear()
         with contextlib.suppress(AdapterError):
-            await self._call("withdrawing this engine's members", self._reconcile(
-                keys=[self._own], args=[self.keys.prefix]))
+            await self._call("withdrawing this engine's members", self._pipe.run(
+                self._reconcile, [self._own], [self.keys.prefix]))
             await self._call("dropping this engine's lease",
-                             self._redis.zrem(self.keys.presence_engines, self.engine_id))
+                             self._pipe.call(b"ZREM", self.keys.presence_engines, self.engine_id))
         if self._subscriber is not None:
             await self._subscriber.close()
             self._subscriber = None
-        await self._redis.aclose()
+        if self._own_pipe:
+            await self._pipe.close()
         await self._pool.disconnect()
 
     # Changes
@@ -139,21 +147,21 @@ class RedisPresence:
         keys = [self.keys.presence_members(stream, group), self.keys.presence_seq(stream, group), self._own]
         args: list[bytes | str] = [member.connection_id, self.keys.presence_channel(stream, group),
                                    self._field(stream, group, member.connection_id), _json(member)]
-        await self._write(f"withdrawing a member of {stream}/{group}", self._remove(keys=keys, args=args))
+        await self._write(f"withdrawing a member of {stream}/{group}", self._pipe.run(self._remove, keys, args))
 
     # Reads
 
     async def members(self, stream: str, group: str, limit: int) -> Roster:
         keys = [self.keys.presence_members(stream, group), self.keys.presence_seq(stream, group)]
         found: list[Any] = await self._call(f"reading the members of {stream}/{group}",
-                                            self._members(keys=keys, args=[limit]))
+                                            self._pipe.run(self._members, keys, [limit]))
         members = sorted((Member.from_wire(orjson.loads(raw)) for raw in found[2:]),
                          key=lambda member: (member.joined_at, member.connection_id))
         return Roster(members[:limit], int(found[0]), int(found[1]))
 
     async def count(self, stream: str, group: str) -> int:
         count: int = await self._call(f"counting the members of {stream}/{group}",
-                                      self._redis.hlen(self.keys.presence_members(stream, group)))
+                                      self._pipe.call(b"HLEN", self.keys.presence_members(stream, group)))
         return count
 
     async def watch(self, stream: str, group: str) -> None:
@@ -178,8 +186,8 @@ class RedisPresence:
     async def _renew_once(self) -> None:
         """Renew (claiming dead engines); rewrite this engine's members if Redis lost them or a write failed."""
         lease = int(self.ttl * 750)  # ms: 3/4 of the ttl, renewed every 1/4 (see the module docstring)
-        known, removed = await self._call("renewing the presence lease", self._renew(
-            keys=[self.keys.presence_engines], args=[self.engine_id, lease, self.keys.prefix, _CLAIMS_PER_RENEWAL]))
+        known, removed = await self._call("renewing the presence lease", self._pipe.run(
+            self._renew, [self.keys.presence_engines], [self.engine_id, lease, self.keys.prefix, _CLAIMS_PER_RENEWAL]))
         if removed:
             self.claimed += int(removed)
             log.info("presence: removed %d members of engines whose lease ran out", removed)
@@ -193,7 +201,7 @@ class RedisPresence:
         args: list[bytes | str] = [self.keys.prefix]
         for (stream, group, connection), member in self._mine.items():
             args += [connection, self.keys.group_suffix(stream, group), _json(member)]
-        await self._call("announcing this engine's members", self._reconcile(keys=[self._own], args=args))
+        await self._call("announcing this engine's members", self._pipe.run(self._reconcile, [self._own], args))
         self._dirty = False
 
     # Private
@@ -203,7 +211,7 @@ class RedisPresence:
         keys = [self.keys.presence_members(stream, group), self.keys.presence_seq(stream, group), self._own]
         args: list[bytes | str] = [member.connection_id, _json(member), self.keys.presence_channel(stream, group),
                                    self._field(stream, group, member.connection_id)]
-        await self._write(f"announcing a member of {stream}/{group}", self._put(keys=keys, args=args))
+        await self._write(f"announcing a member of {stream}/{group}", self._pipe.run(self._put, keys, args))
 
     async def _write(self, what: str, command: Awaitable[Any]) -> None:
         """A change; if it fails, the next renewal rewrites every member of this engine."""

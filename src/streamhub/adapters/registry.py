@@ -21,8 +21,9 @@ __all__ = ["ADAPTERS", "PRESENCE", "AdapterFactory", "PresenceFactory", "build_a
            "build_presence", "memory_adapter"]
 
 AdapterFactory = Callable[[AdapterConfig, Metrics], StreamAdapter]
-PresenceFactory = Callable[[AdapterConfig, float], PresenceStore]
-"""(adapter config, lease in seconds) -> the presence store that goes with that adapter class."""
+PresenceFactory = Callable[[AdapterConfig, float, StreamAdapter | None], PresenceStore]
+"""(adapter config, lease in seconds, the adapter built from that config if any) -> the presence store that goes
+with that adapter class (it may share the adapter's connection)."""
 
 
 def _limits(config: AdapterConfig) -> LogLimits:
@@ -49,23 +50,28 @@ ADAPTERS: dict[str, AdapterFactory] = {KV_STORE: _kv_store, REDIS_ADAPTER: _redi
 """Adapter class name (as written in config.yaml) -> factory."""
 
 
-def _memory_presence(config: AdapterConfig, ttl: float) -> PresenceStore:
+def _memory_presence(config: AdapterConfig, ttl: float, adapter: StreamAdapter | None) -> PresenceStore:
     return MemoryPresence()
 
 
-def _redis_presence(config: AdapterConfig, ttl: float) -> PresenceStore:
+def _redis_presence(config: AdapterConfig, ttl: float, adapter: StreamAdapter | None) -> PresenceStore:
+    """Presence on the adapter's pipe, so presence writes share its round trips (a pipe of its own without it)."""
+    from streamhub.adapters.redis import RedisAdapter
     from streamhub.adapters.redis_presence import RedisPresence
 
-    return RedisPresence(config.redis_url, config.key_prefix, ttl=ttl)
+    pipe = adapter.pipe if isinstance(adapter, RedisAdapter) else None
+    return RedisPresence(config.redis_url, config.key_prefix, ttl=ttl, pipe=pipe)
 
 
 PRESENCE: dict[str, PresenceFactory] = {KV_STORE: _memory_presence, REDIS_ADAPTER: _redis_presence}
 """Adapter class name -> the presence store its engines share (embedded stores: this engine's memory)."""
 
 
-def build_presence(config: AdapterConfig, ttl: float) -> PresenceStore:
-    """The presence store for the adapter class a config names (memory for a class without one)."""
-    return PRESENCE.get(config.class_name, _memory_presence)(config, ttl)
+def build_presence(config: AdapterConfig, ttl: float, adapter: StreamAdapter | None = None) -> PresenceStore:
+    """The presence store for the adapter class a config names (memory for a class without one); ``adapter`` is
+    the one ``build_adapter`` made from the same config, whose connection the presence store may share. The
+    engine closes presence before the adapter, so a shared connection outlives every presence command."""
+    return PRESENCE.get(config.class_name, _memory_presence)(config, ttl, adapter)
 
 
 def build_cluster(config: AdapterConfig) -> ClusterBus | None:

@@ -64,7 +64,7 @@ class Server:
         if adapter is None:
             adapter = build_adapter(stream.adapter, metrics) if stream is not None else memory_adapter()
             if stream is not None:
-                presence = build_presence(stream.adapter, stream.presence_ttl_ms / 1000)
+                presence = build_presence(stream.adapter, stream.presence_ttl_ms / 1000, adapter)
                 cluster = build_cluster(stream.adapter)
         self.engine = Engine(
             adapter,
