@@ -36,6 +36,7 @@ LOG_LEVEL_ENV = "STREAMHUB_LOG_LEVEL"
 _PORT_LABELS = {"stream": "streams", "worker": "workers"}  # other ports print under their own name
 _PORT_ORDER = ("stream", "worker", "rest")
 _SLOW_START = 0.5  # seconds: a start-up longer than this says what it is waiting for (a large store loading)
+SHUTDOWN_TIMEOUT = 15.0  # seconds a clean stop may take before the process leaves anyway (writes are already durable)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,7 +154,24 @@ async def _serve(config: EngineConfig, config_file: str | None, reuse_port: bool
     print(ready_line(server, config_file), flush=True)
     await stop.wait()
     log.info("shutting down")
-    await server.close()
+    stop.clear()  # a second signal while closing means: leave now
+    closing = asyncio.ensure_future(server.close())
+    interrupted = asyncio.ensure_future(stop.wait())
+    await asyncio.wait((closing, interrupted), timeout=SHUTDOWN_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+    if not closing.done():
+        _exit_while_stopping(received[-1], "a second signal" if stop.is_set() else f"{SHUTDOWN_TIMEOUT:g} s")
+    interrupted.cancel()
+    closing.result()
+
+
+def _exit_while_stopping(signum: int, why: str) -> NoReturn:
+    """A shutdown that does not finish (a peer that never answers, a store that hangs) must not keep the process
+    alive: every acknowledged write is already durable, so leaving is safe. Exit status 128 + the signal."""
+    log.warning("shutdown did not finish (%s): exiting now", why)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(128 + signum)
 
 
 def _exit_while_starting(signum: int) -> NoReturn:

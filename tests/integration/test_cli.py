@@ -12,6 +12,7 @@ import zlib
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.helpers import TestWorker, free_port, timeout
 from tests.process import EngineProcess
@@ -111,3 +112,47 @@ def test_ctrl_c_while_a_large_store_loads_exits_at_once_without_a_traceback(tmp_
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert "interrupted while starting (SIGINT)" in err
     assert took < 1.0, took  # did not wait for the load to finish
+
+
+_HANGING_STOP = """
+import asyncio, sys
+import streamhub.cli as cli
+from streamhub.transport.server import Server
+
+async def hang(self):  # the fault: a close step that never returns (it cannot be caused on demand for real)
+    await asyncio.Event().wait()
+
+Server.close = hang
+cli.SHUTDOWN_TIMEOUT = float(sys.argv[1])
+sys.exit(cli.main(["serve", "-c", sys.argv[2]]))
+"""
+
+
+@pytest.mark.parametrize(("second_signal", "shutdown_timeout"), [(True, 30.0), (False, 1.0)])
+def test_a_stop_that_hangs_is_cut_short(tmp_path: Path, second_signal: bool, shutdown_timeout: float) -> None:
+    """A stop that does not finish must not keep the process alive: a second signal, or SHUTDOWN_TIMEOUT, ends it."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"port: {free_port()}\nmodules:\n  - class: modules::stream::StreamModule\n"
+                      f"    config: {{port: {free_port()}}}\n")
+    proc = subprocess.Popen([sys.executable, "-c", _HANGING_STOP, str(shutdown_timeout), str(config)], cwd=tmp_path,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        assert proc.stdout.readline().startswith("streamhub ready")
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert proc.poll() is None  # the stop hangs
+        sent = time.monotonic()
+        if second_signal:
+            proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout(10))
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+        proc.wait()
+    err = proc.stderr.read()
+    assert code == 128 + (signal.SIGINT if second_signal else signal.SIGTERM)
+    why = "a second signal" if second_signal else "1 s"
+    assert f"shutdown did not finish ({why}): exiting now" in err, err
+    assert "Traceback" not in err
+    assert took < (1.5 if second_signal else shutdown_timeout + 1.5), took
