@@ -47,12 +47,9 @@ import orjson
 from streamhub.errors import AdapterError, ConfigError
 
 try:  # the redis package is an extra (streamhub-engine[redis]): the embedded store works without it
-    import redis.asyncio as aioredis
     from redis import exceptions
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
 
-    from streamhub.adapters.redis_pipe import Packed, Pipe, RedisLink, open_streams, packed
+    from streamhub.adapters.redis_pipe import Packed, Pipe, RedisLink, connection_pool, open_streams, packed
 except ModuleNotFoundError as missing:
     raise ConfigError("modules::stream::adapters::RedisAdapter needs the redis package, which is not installed: "
                       "pip install 'streamhub-engine[redis]'") from missing
@@ -105,13 +102,8 @@ class RedisAdapter:
         self.keys = RedisKeys(key_prefix)
         self._timeout = timeout
         self._health = health_interval
-        try:
-            self._pool = aioredis.BlockingConnectionPool.from_url(
-                url, max_connections=max_connections, timeout=timeout, socket_timeout=timeout,
-                socket_connect_timeout=connect_timeout, retry=Retry(NoBackoff(), 0),
-                protocol=2)  # RESP2 on every redis-py version: pub/sub messages are plain replies of read_response
-        except ValueError as exc:
-            raise ConfigError(f"redis_url {self.where} is not a usable Redis URL: {exc}") from None
+        self._pool = connection_pool(url, self.where, max_connections=max_connections, timeout=timeout,
+                                     connect_timeout=connect_timeout)
         self._pipe = Pipe(functools.partial(open_streams, self._pool), timeout)
         self._write = self._pipe.script(_script("write.lua", "record.lua"))
         self._delete = self._pipe.script(_script("delete.lua", "record.lua"))

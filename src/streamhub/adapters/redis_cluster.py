@@ -32,8 +32,8 @@ from streamhub.adapters.cluster import CALL, NOTICE, BusListener, ClusterBus, Cl
 from streamhub.adapters.keys import RedisKeys, decode_name
 from streamhub.adapters.pubsub import Subscriber
 from streamhub.adapters.redis import _redact
-from streamhub.adapters.redis_pipe import RedisLink
-from streamhub.errors import AdapterError, ConfigError
+from streamhub.adapters.redis_pipe import RedisLink, connection_pool
+from streamhub.errors import AdapterError
 
 __all__ = ["RedisClusterBus"]
 
@@ -59,12 +59,8 @@ class RedisClusterBus:
         self.engine_id = uuid.uuid4().hex
         self.keys = RedisKeys(key_prefix)
         self._timeout = timeout
-        try:
-            self._pool = aioredis.BlockingConnectionPool.from_url(
-                url, max_connections=32, timeout=timeout, socket_timeout=timeout,
-                socket_connect_timeout=connect_timeout, retry=Retry(NoBackoff(), 0), protocol=2)
-        except ValueError as exc:
-            raise ConfigError(f"redis_url {self.where} is not a usable Redis URL: {exc}") from None
+        self._pool = connection_pool(url, self.where, max_connections=32, timeout=timeout,
+                                     connect_timeout=connect_timeout)
         self._redis = aioredis.Redis(connection_pool=self._pool, retry=Retry(NoBackoff(), 0))
         self._renew = self._redis.register_script(_script("cluster_renew.lua"))
         self._announce = self._redis.register_script(_script("cluster_announce.lua"))

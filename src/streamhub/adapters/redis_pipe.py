@@ -33,8 +33,13 @@ from typing import Any
 import hiredis
 import redis.asyncio as aioredis
 from redis import exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
-__all__ = ["Opener", "Packed", "Pipe", "RedisLink", "Script", "new_parser", "open_streams", "pack", "packed"]
+from streamhub.errors import ConfigError
+
+__all__ = ["Opener", "Packed", "Pipe", "RedisLink", "Script", "connection_pool", "new_parser", "open_streams", "pack",
+           "packed"]
 
 Arg = bytes | str | int
 Opener = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -329,3 +334,16 @@ class RedisLink:
             streams[1].close()
             with contextlib.suppress(Exception):
                 await streams[1].wait_closed()
+
+
+def connection_pool(url: str, where: str, *, max_connections: int, timeout: float,
+                    connect_timeout: float) -> aioredis.BlockingConnectionPool:
+    """The pool every Redis piece opens its connections from: no retries (callers fail fast and report), RESP2 on
+    every redis-py version (pub/sub messages are plain replies). A URL redis-py cannot use is a ConfigError naming
+    it (``where``: the URL without its password)."""
+    try:
+        return aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=timeout, socket_timeout=timeout,
+            socket_connect_timeout=connect_timeout, retry=Retry(NoBackoff(), 0), protocol=2)
+    except ValueError as exc:
+        raise ConfigError(f"redis_url {where} is not a usable Redis URL: {exc}") from None

@@ -34,10 +34,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from redis import exceptions
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from streamhub.adapters.keys import RedisKeys, encode_name
 from streamhub.adapters.presence import (
@@ -50,8 +47,8 @@ from streamhub.adapters.presence import (
 )
 from streamhub.adapters.pubsub import Subscriber
 from streamhub.adapters.redis import _redact
-from streamhub.adapters.redis_pipe import Pipe, RedisLink, open_streams
-from streamhub.errors import AdapterError, ConfigError
+from streamhub.adapters.redis_pipe import Pipe, RedisLink, connection_pool, open_streams
+from streamhub.errors import AdapterError
 
 __all__ = ["RedisPresence"]
 
@@ -82,12 +79,8 @@ class RedisPresence:
         self.ttl = ttl
         self.keys = RedisKeys(key_prefix)
         self._timeout = timeout
-        try:
-            self._pool = aioredis.BlockingConnectionPool.from_url(
-                url, max_connections=16, timeout=timeout, socket_timeout=timeout,
-                socket_connect_timeout=connect_timeout, retry=Retry(NoBackoff(), 0), protocol=2)
-        except ValueError as exc:
-            raise ConfigError(f"redis_url {self.where} is not a usable Redis URL: {exc}") from None
+        self._pool = connection_pool(url, self.where, max_connections=16, timeout=timeout,
+                                     connect_timeout=connect_timeout)
         self._own_pipe = pipe is None
         self._pipe = pipe if pipe is not None else Pipe(functools.partial(open_streams, self._pool), timeout)
         self._put = self._pipe.script(_script("presence_put.lua"))
