@@ -33,6 +33,7 @@ __all__ = [
     "machine_busy_seconds",
     "rss_bytes",
     "text_frame",
+    "unpin",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,6 +118,16 @@ def children(pid: int) -> list[int]:
         except (OSError, ValueError):
             continue
     return sorted(set(found))
+
+
+def unpin(pid: int) -> None:
+    """Let every thread of process ``pid`` run on every core (children inherit the orchestrator's core 1)."""
+    cores = set(range(os.cpu_count() or 1))
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cores)
+        except (OSError, ValueError):
+            continue  # the thread ended meanwhile
 
 
 def machine_busy_seconds() -> float:

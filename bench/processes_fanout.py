@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers
-from bench.common import GENERATOR_CPU, ROOT, Child, cpu_seconds, free_port, machine_busy_seconds
+from bench.common import GENERATOR_CPU, ROOT, Child, cpu_seconds, free_port, machine_busy_seconds, unpin
 from bench.fanout import SHAPES, write_sets
 from bench.redis_fanout import redis_binary
 
@@ -48,6 +48,7 @@ def start_redis(port: int, data_dir: str) -> subprocess.Popen[bytes]:
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            unpin(proc.pid)  # every thread: it shares both cores with whoever needs them
             return proc
         except OSError:
             time.sleep(0.05)
@@ -103,6 +104,7 @@ def measure(server: servers.Server, redis_pid: int | None, subscribers: int, eve
         "writer_cpu_util": round(own / elapsed, 2),  # this process: the worker writing the events
         "others_cpu_util": round(max(0.0, busy - sum(used.values()) - own) / wall, 2),
         "subscribers_per_engine": split,
+        "cores_per_engine": [len(os.sched_getaffinity(p)) for p in engines],
     }
 
 

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import ROOT, SERVER_CPU, Child, children, free_port
+from bench.common import ROOT, SERVER_CPU, Child, children, free_port, unpin
 
 __all__ = ["NODE_DIR", "Server", "node_available", "raw", "socketio_node", "socketio_python", "streamhub"]
 
@@ -83,8 +83,8 @@ def streamhub(adapter: str = "memory", max_connections: int | None = None, proce
     ending in ``+admin`` (``memory+admin``) also runs the admin module, so every metric is counted: run it beside
     the plain spec (``--adapters memory,memory+admin``) to see what the counting costs, alternating in one run.
 
-    ``processes`` > 1 runs ``streamhub serve --processes N`` (Redis only): N engines share both ports, unpinned,
-    so they use every core; ``Server.pids()`` lists them for CPU figures.
+    ``processes`` > 1 runs ``streamhub serve --processes N`` (Redis only): N engines share both ports, free to run
+    on every core; ``Server.pids()`` lists them for CPU figures.
     """
     worker_port, stream_port = free_port(), free_port()
     tmp = Path(tempfile.mkdtemp(prefix="streamhub-bench-"))
@@ -103,8 +103,12 @@ def streamhub(adapter: str = "memory", max_connections: int | None = None, proce
     child = Child("streamhub", [sys.executable, "-m", "streamhub", "serve", "-c", str(config),
                                 "--log-level", "WARNING", "--processes", str(processes)],
                   cwd=tmp, cpu=SERVER_CPU if processes == 1 else None)
+    if processes > 1:
+        unpin(child.pid)  # before it starts the engines, so they may use every core
     try:
         child.expect("streamhub ready", _START_TIMEOUT)
+        for pid in children(child.pid) if processes > 1 else []:
+            unpin(pid)
     except BaseException:
         child.stop()
         raise
