@@ -6,8 +6,10 @@ Transports sit outside: they turn sockets into calls of ``Engine.call``, ``Engin
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -36,6 +38,8 @@ from streamhub.errors import FunctionNotFound
 __all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
+
+_CLOSE_STEP = 3.0  # seconds each part of the engine gets to stop before the next one is closed anyway
 
 
 class Engine:
@@ -104,13 +108,24 @@ class Engine:
         self.events.start()
 
     async def close(self) -> None:
-        """Finish queued trigger work, then close the adapter (flushing acknowledged writes)."""
-        await self.events.close()
-        await self.runner.close()
-        await self.clients.close()
+        """Finish queued trigger work, then close the adapter (flushing acknowledged writes).
+
+        Every step before the adapter is bounded: one that does not finish (a peer engine or Redis that stops
+        answering mid-stop) is logged by name and left behind, so the store is still closed and the process stops.
+        """
+        steps: list[tuple[str, Callable[[], Awaitable[None]], float]] = [
+            ("engine events", self.events.close, _CLOSE_STEP),
+            ("trigger runner", self.runner.close, _CLOSE_STEP + 5.0),  # it drains queued work for up to 5 s
+            ("client sessions", self.clients.close, _CLOSE_STEP),
+        ]
         if self.cluster is not None:
-            await self.cluster.close()
-        await self.presence.close()
+            steps.append(("cluster", self.cluster.close, _CLOSE_STEP))
+        steps.append(("presence", self.presence.close, _CLOSE_STEP))
+        for name, step, seconds in steps:
+            try:
+                await asyncio.wait_for(step(), seconds)
+            except TimeoutError:
+                log.warning("stopping: %s did not close within %g s; going on", name, seconds)
         await self.adapter.close()
         log.info("engine stopped: %d frames delivered, %d trigger failures",
                  self.hub.delivered, self.runner.failures)
