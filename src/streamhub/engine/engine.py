@@ -110,8 +110,9 @@ class Engine:
     async def close(self) -> None:
         """Finish queued trigger work, then close the adapter (flushing acknowledged writes).
 
-        Every step before the adapter is bounded: one that does not finish (a peer engine or Redis that stops
-        answering mid-stop) is logged by name and left behind, so the store is still closed and the process stops.
+        Every step is bounded: one that does not finish (a peer engine or Redis that stops answering mid-stop) is
+        logged by name and left behind, so the next ones still close and the process stops. Leaving the store's
+        close early loses nothing acknowledged: a write is acknowledged only once durable.
         """
         steps: list[tuple[str, Callable[[], Awaitable[None]], float]] = [
             ("engine events", self.events.close, _CLOSE_STEP),
@@ -121,12 +122,12 @@ class Engine:
         if self.cluster is not None:
             steps.append(("cluster", self.cluster.close, _CLOSE_STEP))
         steps.append(("presence", self.presence.close, _CLOSE_STEP))
+        steps.append(("store", self.adapter.close, _CLOSE_STEP + 5.0))  # acknowledged writes are already durable
         for name, step, seconds in steps:
             try:
                 await asyncio.wait_for(step(), seconds)
             except TimeoutError:
                 log.warning("stopping: %s did not close within %g s; going on", name, seconds)
-        await self.adapter.close()
         log.info("engine stopped: %d frames delivered, %d trigger failures",
                  self.hub.delivered, self.runner.failures)
 
