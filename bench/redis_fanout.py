@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,16 @@ def start_engine(tmp: Path, name: str, redis_port: int) -> tuple[subprocess.Pope
     return proc, worker_port, stream_port
 
 
-def run_two_engines(subscribers: int, events: int) -> dict[str, Any]:
+Engine = tuple[subprocess.Popen[str], int, int]
+"""A running engine: its process, worker port and stream port."""
+
+
+@contextlib.contextmanager
+def two_engines() -> Iterator[tuple[list[subprocess.Popen[Any]], Engine, Engine]]:
+    """A private redis-server (no persistence) and engines A and B on it; all stopped on exit.
+
+    Yields the processes (Redis first, for CPU readings) and both engines.
+    """
     redis_port = free_port()
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -65,22 +76,28 @@ def run_two_engines(subscribers: int, events: int) -> dict[str, Any]:
         procs: list[subprocess.Popen[Any]] = [redis]
         try:
             time.sleep(0.3)
-            engine_a, _, stream_a = start_engine(tmp, "a", redis_port)
-            engine_b, worker_b, _ = start_engine(tmp, "b", redis_port)
-            procs += [engine_a, engine_b]
-            subs = _spawn_subscribers(stream_a, subscribers, expected_bytes(events), True)
-            time.sleep(0.5)
-            before = {proc.pid: cpu_seconds(proc.pid) for proc in procs}
-            start = time.perf_counter()
-            asyncio.run(streamhub_writer(worker_b, events))
-            result = _finish(subs, engine_a.pid, before[engine_a.pid], start, subscribers * events)
-            cpu = {name: round(cpu_seconds(proc.pid) - before[proc.pid], 2)
-                   for name, proc in zip(("redis", "engine_a", "engine_b"), procs, strict=True)}
-            return {"events_per_s": round(events / result["seconds"]), **result, "cpu_s": cpu}
+            engine_a = start_engine(tmp, "a", redis_port)
+            procs.append(engine_a[0])
+            engine_b = start_engine(tmp, "b", redis_port)
+            procs.append(engine_b[0])
+            yield procs, engine_a, engine_b
         finally:
             for proc in reversed(procs):
                 proc.terminate()
                 proc.wait()
+
+
+def run_two_engines(subscribers: int, events: int) -> dict[str, Any]:
+    with two_engines() as (procs, (engine_a, _, stream_a), (_, worker_b, _)):
+        subs = _spawn_subscribers(stream_a, subscribers, expected_bytes(events), True)
+        time.sleep(0.5)
+        before = {proc.pid: cpu_seconds(proc.pid) for proc in procs}
+        start = time.perf_counter()
+        asyncio.run(streamhub_writer(worker_b, events))
+        result = _finish(subs, engine_a.pid, before[engine_a.pid], start, subscribers * events)
+        cpu = {name: round(cpu_seconds(proc.pid) - before[proc.pid], 2)
+               for name, proc in zip(("redis", "engine_a", "engine_b"), procs, strict=True)}
+        return {"events_per_s": round(events / result["seconds"]), **result, "cpu_s": cpu}
 
 
 def main() -> None:

@@ -14,17 +14,13 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
 from picows import WSFrame, WSMsgType, WSTransport
 
-from bench.redis_fanout import redis_binary, start_engine
-from bench.redis_fanout_support import free_port
+from bench.redis_fanout import two_engines
 from bench.worker_client import WorkerClient, connect
 
 
@@ -86,22 +82,8 @@ async def _measure(worker_a: int, worker_b: int, total: int) -> dict[str, Any]:
 
 
 def run_once(total: int) -> dict[str, Any]:
-    redis_port = free_port()
-    with tempfile.TemporaryDirectory() as tmp_dir:
-        tmp = Path(tmp_dir)
-        redis = subprocess.Popen([redis_binary(), "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                                  "--appendonly", "no", "--dir", tmp_dir], stdout=subprocess.DEVNULL)
-        procs: list[subprocess.Popen[Any]] = [redis]
-        try:
-            time.sleep(0.3)
-            engine_a, worker_a, _ = start_engine(tmp, "a", redis_port)
-            engine_b, worker_b, _ = start_engine(tmp, "b", redis_port)
-            procs += [engine_a, engine_b]
-            return asyncio.run(_measure(worker_a, worker_b, total))
-        finally:
-            for proc in reversed(procs):
-                proc.terminate()
-                proc.wait()
+    with two_engines() as (_, (_, worker_a, _), (_, worker_b, _)):
+        return asyncio.run(_measure(worker_a, worker_b, total))
 
 
 def main() -> None:

@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis import exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -32,7 +31,7 @@ from streamhub.adapters.cluster import CALL, NOTICE, BusListener, ClusterBus, Cl
 from streamhub.adapters.keys import RedisKeys, decode_name
 from streamhub.adapters.pubsub import Subscriber
 from streamhub.adapters.redis import _redact
-from streamhub.adapters.redis_pipe import RedisLink, connection_pool
+from streamhub.adapters.redis_pipe import RedisLink, connection_pool, redis_call
 from streamhub.errors import AdapterError
 
 __all__ = ["RedisClusterBus"]
@@ -108,12 +107,7 @@ class RedisClusterBus:
         return receivers > 0
 
     async def _call(self, what: str, command: Awaitable[Any]) -> Any:
-        try:
-            return await command
-        except (exceptions.ConnectionError, exceptions.TimeoutError) as exc:
-            raise AdapterError(f"Redis at {self.where} unreachable while {what}: {exc}", temporary=True) from exc
-        except exceptions.RedisError as exc:
-            raise AdapterError(f"Redis at {self.where} failed while {what}: {exc}") from exc
+        return await redis_call(self.where, what, command)
 
 
 _check: type[ClusterBus] = RedisClusterBus

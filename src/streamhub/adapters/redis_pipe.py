@@ -36,10 +36,10 @@ from redis import exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from streamhub.errors import ConfigError
+from streamhub.errors import AdapterError, ConfigError
 
 __all__ = ["Opener", "Packed", "Pipe", "RedisLink", "Script", "connection_pool", "new_parser", "open_streams", "pack",
-           "packed"]
+           "packed", "redis_call"]
 
 Arg = bytes | str | int
 Opener = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -347,3 +347,14 @@ def connection_pool(url: str, where: str, *, max_connections: int, timeout: floa
             socket_connect_timeout=connect_timeout, retry=Retry(NoBackoff(), 0), protocol=2)
     except ValueError as exc:
         raise ConfigError(f"redis_url {where} is not a usable Redis URL: {exc}") from None
+
+
+async def redis_call(where: str, what: str, command: Awaitable[Any]) -> Any:
+    """Await a Redis command; its failure becomes an ``AdapterError`` naming Redis, the URL and what was being done
+    (temporary when the connection broke or timed out, so callers can retry later)."""
+    try:
+        return await command
+    except (exceptions.ConnectionError, exceptions.TimeoutError) as exc:
+        raise AdapterError(f"Redis at {where} unreachable while {what}: {exc}", temporary=True) from exc
+    except exceptions.RedisError as exc:
+        raise AdapterError(f"Redis at {where} failed while {what}: {exc}") from exc

@@ -34,7 +34,6 @@ from collections.abc import Awaitable
 from typing import Any
 
 import orjson
-from redis import exceptions
 
 from streamhub.adapters.keys import RedisKeys, encode_name
 from streamhub.adapters.presence import (
@@ -47,7 +46,7 @@ from streamhub.adapters.presence import (
 )
 from streamhub.adapters.pubsub import Subscriber
 from streamhub.adapters.redis import _redact
-from streamhub.adapters.redis_pipe import Pipe, RedisLink, connection_pool, open_streams
+from streamhub.adapters.redis_pipe import Pipe, RedisLink, connection_pool, open_streams, redis_call
 from streamhub.errors import AdapterError
 
 __all__ = ["RedisPresence"]
@@ -218,12 +217,7 @@ class RedisPresence:
         return encode_name(connection) + b" " + self.keys.group_suffix(stream, group)
 
     async def _call(self, what: str, command: Awaitable[Any]) -> Any:
-        try:
-            return await command
-        except (exceptions.ConnectionError, exceptions.TimeoutError) as exc:
-            raise AdapterError(f"Redis at {self.where} unreachable while {what}: {exc}", temporary=True) from exc
-        except exceptions.RedisError as exc:
-            raise AdapterError(f"Redis at {self.where} failed while {what}: {exc}") from exc
+        return await redis_call(self.where, what, command)
 
 
 def _json(member: Member) -> bytes:
