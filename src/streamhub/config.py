@@ -58,7 +58,8 @@ _UNSUPPORTED_ADAPTERS = frozenset({"modules::stream::adapters::Bridge"})
 
 StoreMethod = Literal["in_memory", "file_based"]
 _STORE_METHODS: tuple[StoreMethod, ...] = ("in_memory", "file_based")
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+_CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 _MIB = 1024 * 1024
 _MAX_VALUE_DEPTH = 200  # orjson refuses to encode past 255 levels, and stores wrap a value in a few more
 
@@ -68,8 +69,9 @@ class AdapterConfig:
     """The stream store. Fields that do not belong to ``class_name`` keep their defaults and are unused.
 
     ``store_method``/``file_path`` apply to :data:`KV_STORE` (``file_path`` is a directory);
-    ``redis_url``/``key_prefix`` apply to :data:`REDIS_ADAPTER`. Both keep a change log per group for
-    resuming clients: at most ``change_log_size`` events, none older than ``change_log_age_ms``.
+    ``redis_url``/``key_prefix``/``durable_replicas`` apply to :data:`REDIS_ADAPTER` (a ``redis+cluster://``
+    URL names any one node of a Redis Cluster). Both keep a change log per group for resuming clients: at most
+    ``change_log_size`` events, none older than ``change_log_age_ms``.
     """
 
     class_name: str = KV_STORE
@@ -79,6 +81,13 @@ class AdapterConfig:
     key_prefix: str = "streamhub:"
     change_log_size: int = 1000
     change_log_age_ms: int = 300_000
+    durable_replicas: int = 0
+    """Replicas that must hold a write before it is acknowledged (Redis ``WAIT``); 0 = the primary alone."""
+
+    @property
+    def is_cluster(self) -> bool:
+        """True when the store is a Redis Cluster (``redis+cluster://`` or ``rediss+cluster://``)."""
+        return self.is_redis and self.redis_url.startswith(_CLUSTER_SCHEMES)
 
     @property
     def is_redis(self) -> bool:
@@ -214,14 +223,18 @@ def _adapter(section: Section) -> AdapterConfig:
     log_size = conf.integer("change_log_size", AdapterConfig.change_log_size, low=0)
     log_age = conf.integer("change_log_age_ms", AdapterConfig.change_log_age_ms, low=0)
     if class_name == REDIS_ADAPTER:
-        conf.reject_unknown(("redis_url", "key_prefix", "change_log_size", "change_log_age_ms"))
+        conf.reject_unknown(("redis_url", "key_prefix", "change_log_size", "change_log_age_ms", "durable_replicas"))
         url = conf.text("redis_url", AdapterConfig.redis_url)
         if not url.startswith(_REDIS_SCHEMES):
             schemes = ", ".join(_REDIS_SCHEMES)
             conf.fail("redis_url", f"expected a URL starting with {schemes}, got {show(url)}")
         prefix = conf.text("key_prefix", AdapterConfig.key_prefix)
+        if url.startswith(_CLUSTER_SCHEMES) and ("{" in prefix or "}" in prefix):
+            conf.fail("key_prefix", f"must not hold {{ or }} on a Redis Cluster (they would pick the hash slot), "
+                                    f"got {show(prefix)}")
+        replicas = conf.integer("durable_replicas", 0, low=0)
         return AdapterConfig(class_name, redis_url=url, key_prefix=prefix, change_log_size=log_size,
-                             change_log_age_ms=log_age)
+                             change_log_age_ms=log_age, durable_replicas=replicas)
     conf.reject_unknown(
         ("store_method", "file_path", "save_interval_ms", "channel_size", "change_log_size", "change_log_age_ms")
     )

@@ -24,6 +24,14 @@ Layout under the deployment's prefix ``P`` (default ``streamhub:``)::
 hold (``:``, ``*``, ``{``...): distinct ``(stream, group)`` pairs always get distinct keys, and names are never
 interpreted as patterns (the adapter only uses exact-name commands: no ``KEYS``, ``SCAN`` or ``PSUBSCRIBE``).
 Members of the index sets are the raw names.
+
+On a Redis Cluster (``cluster=True``) every key and channel of one group carries a hash tag,
+``P i:{<n>:<stream>:<group>}``, so they share one hash slot and a group's scripts stay single-slot; the tag may end
+early when a name holds ``}``, but it is the same for every key of the group, so they still share their slot.
+Keys of engines (leases, announcements, the engines' presence lists) all carry the tag ``{engines}``
+(``P {engines}presence:engines``...), so the scripts that sweep them stay single-slot too. The prefix holds no
+braces there (config refuses them). The stream index ``g:`` and ``streams`` are single keys, kept by the adapter
+right after the group's write (``redis_index.py``) instead of inside the write's script.
 """
 
 from __future__ import annotations
@@ -48,24 +56,34 @@ class RedisKeys:
         prefix: prepended to every key and channel, so deployments sharing one Redis never meet.
     """
 
-    __slots__ = ("_prefix", "cluster_engines", "cluster_guards", "cluster_notices", "presence_engines", "streams")
+    __slots__ = ("_engines", "_prefix", "cluster", "cluster_engines", "cluster_guards", "cluster_notices",
+                 "presence_engines", "streams")
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, *, cluster: bool = False) -> None:
+        self.cluster = cluster
         self._prefix = encode_name(prefix)
+        self._engines = self._prefix + (b"{engines}" if cluster else b"")
         self.streams = self._prefix + b"streams"
-        self.presence_engines = self._prefix + b"presence:engines"
-        self.cluster_engines = self._prefix + b"cluster:engines"
-        self.cluster_guards = self._prefix + b"cg"
-        self.cluster_notices = self._prefix + b"cn"
+        self.presence_engines = self._engines + b"presence:engines"
+        self.cluster_engines = self._engines + b"cluster:engines"
+        self.cluster_guards = self._engines + b"cg"
+        self.cluster_notices = self._engines + b"cn"
 
     @property
     def prefix(self) -> bytes:
         """The deployment's prefix (presence scripts rebuild a group's keys from ``group_suffix``)."""
         return self._prefix
 
+    @property
+    def engines_prefix(self) -> bytes:
+        """What precedes the kind in every key of an engine (the prefix, plus ``{engines}`` on a cluster)."""
+        return self._engines
+
     def group_suffix(self, stream: str, group: str) -> bytes:
-        """``<n>:<stream>:<group>``: what follows the kind in every per-group key."""
+        """``<n>:<stream>:<group>`` (``{...}`` on a cluster): what follows the kind in every per-group key."""
         raw = encode_name(stream)
+        if self.cluster:
+            return b"{%d:%s:%s}" % (len(raw), raw, encode_name(group))
         return b"%d:%s:%s" % (len(raw), raw, encode_name(group))
 
     def presence_members(self, stream: str, group: str) -> bytes:
@@ -82,15 +100,15 @@ class RedisKeys:
 
     def presence_engine(self, engine_id: str) -> bytes:
         """The hash listing one engine's members (so a dead engine's members are found without a scan)."""
-        return self._prefix + b"pe:" + encode_name(engine_id)
+        return self._engines + b"pe:" + encode_name(engine_id)
 
     def cluster_announcement(self, engine_id: str) -> bytes:
         """What one engine serves (functions, triggers), renewed with its lease."""
-        return self._prefix + b"ca:" + encode_name(engine_id)
+        return self._engines + b"ca:" + encode_name(engine_id)
 
     def cluster_channel(self, engine_id: str) -> bytes:
         """The channel carrying routed calls to one engine and the answers to its own routed calls."""
-        return self._prefix + b"cx:" + encode_name(engine_id)
+        return self._engines + b"cx:" + encode_name(engine_id)
 
     def items(self, stream: str, group: str) -> bytes:
         """The hash holding a group's items."""
@@ -117,9 +135,11 @@ class RedisKeys:
         return self._prefix + b"g:" + encode_name(stream)
 
     def group_keys(self, stream: str, group: str) -> list[bytes]:
-        """The keys a write script touches, in the order the scripts expect them."""
-        return [self.items(stream, group), self.order(stream, group), self.groups(stream), self.streams,
-                self.position(stream, group), self.log(stream, group)]
+        """The keys a write script touches, in the order the scripts expect them: the group's own four, then (on a
+        single server, where one script may touch them all) the stream's group index and the streams set."""
+        own = [self.items(stream, group), self.order(stream, group), self.position(stream, group),
+               self.log(stream, group)]
+        return own if self.cluster else [*own, self.groups(stream), self.streams]
 
     def _group_key(self, kind: bytes, stream: str, group: str) -> bytes:
         return self._prefix + kind + self.group_suffix(stream, group)

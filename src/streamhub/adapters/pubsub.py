@@ -7,6 +7,10 @@ the connection was down are gone). A connection that stops answering PINGs is tr
 
 The transport is a ``Link`` (one raw Redis connection) so this module knows no client library. Messages are
 ``StreamEvent`` JSON by default; ``decode`` turns another kind (presence changes) into what its listener takes.
+
+``sharded=True`` speaks sharded pub/sub (``SSUBSCRIBE``, Redis 7) to one node of a Redis Cluster: one channel per
+command (a command's channels must share a slot), and a ``sunsubscribe`` the engine did not ask for (the node gave
+the channel's slot away) goes to ``on_lost`` so the caller can move the channel to its new owner.
 """
 
 from __future__ import annotations
@@ -69,11 +73,20 @@ class Subscriber:
         timeout: seconds ``watch`` waits for a SUBSCRIBE to be confirmed (``start``: at least 5 s).
         metrics: told of each reconnection after a break.
         decode: turns a message of a watched channel into what ``listener`` takes (default: a ``StreamEvent``).
+        sharded: speak sharded pub/sub to one cluster node (``SSUBSCRIBE``).
+        on_lost: gets each channel the node unsubscribed by itself (sharded only: its slot moved away).
     """
 
     def __init__(self, new_link: Callable[[], Link], listener: EventListener | Callable[[Any], None],
                  on_gap: GapListener | None, *, where: str, health_interval: float, timeout: float,
-                 metrics: Metrics = NULL_METRICS, decode: Decode = _event) -> None:
+                 metrics: Metrics = NULL_METRICS, decode: Decode = _event, sharded: bool = False,
+                 on_lost: Callable[[bytes], None] | None = None) -> None:
+        self._sharded = sharded
+        self._subscribe, self._unsubscribe = (b"SSUBSCRIBE", b"SUNSUBSCRIBE") if sharded else (b"SUBSCRIBE",
+                                                                                               b"UNSUBSCRIBE")
+        self._kinds = (b"smessage", b"ssubscribe", b"sunsubscribe") if sharded else (b"message", b"subscribe",
+                                                                                     b"unsubscribe")
+        self._on_lost = on_lost
         self._new_link = new_link
         self._decode = decode
         self._metrics = metrics
@@ -85,14 +98,20 @@ class Subscriber:
         self._wanted: dict[bytes, tuple[str, str]] = {}  # channel -> (stream, group)
         self._waiters: dict[bytes, deque[asyncio.Future[bool]]] = {}  # SUBSCRIBEs awaiting confirmation
         self._gapped: set[bytes] = set()  # resubscribed channels whose gap is reported on confirmation
+        self._owed: set[bytes] = set()  # channels moved here (watch(gap=True)): gap reported on confirmation
         self._link: Link | None = None  # set while connected
         self._up = asyncio.Event()
         self._connections = 0
         self._task: asyncio.Task[None] | None = None
 
+    def launch(self) -> None:
+        """Start connecting (and reconnecting) without waiting for the connection."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="streamhub-redis-subscriber")
+
     async def start(self) -> None:
         """Connect; raises ``AdapterError`` if Redis cannot be reached within the timeout."""
-        self._task = asyncio.create_task(self._run(), name="streamhub-redis-subscriber")
+        self.launch()
         try:
             await asyncio.wait_for(self._up.wait(), max(self._timeout, 5.0))
         except TimeoutError:
@@ -113,20 +132,28 @@ class Subscriber:
         """True while the pub/sub connection is up (readiness probe)."""
         return self._link is not None
 
-    async def watch(self, channel: bytes, stream: str, group: str) -> None:
+    @property
+    def channels(self) -> list[bytes]:
+        """The channels this subscriber keeps subscribed."""
+        return list(self._wanted)
+
+    async def watch(self, channel: bytes, stream: str, group: str, *, gap: bool = False) -> None:
         """Subscribe to a group's channel; returns once Redis confirmed (or the connection is down).
 
         When down, the channel is subscribed on reconnect and reported as a gap then, so the caller's snapshot
-        is refreshed even if it was read in between.
+        is refreshed even if it was read in between. ``gap=True`` reports a gap on confirmation in any case (the
+        channel moved here from another node, which may have dropped events meanwhile).
         """
         self._wanted[channel] = (stream, group)
+        if gap:
+            self._owed.add(channel)
         link = self._link
         if link is None:
             return
         confirmed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(channel, deque()).append(confirmed)
         try:
-            await link.send("SUBSCRIBE", channel)
+            await link.send(self._subscribe, channel)
             await asyncio.wait_for(confirmed, self._timeout)
         except Exception as exc:  # the read loop notices a broken connection and resubscribes
             log.warning("SUBSCRIBE %r on Redis at %s not confirmed: %r", channel, self._where, exc)
@@ -135,10 +162,11 @@ class Subscriber:
         """Stop delivering a group's events and release its subscription."""
         self._wanted.pop(channel, None)
         self._gapped.discard(channel)
+        self._owed.discard(channel)
         link = self._link
         if link is not None:
             try:
-                await link.send("UNSUBSCRIBE", channel)
+                await link.send(self._unsubscribe, channel)
             except Exception as exc:  # a broken connection holds no subscription worth releasing
                 log.debug("UNSUBSCRIBE %r failed: %s", channel, exc)
 
@@ -172,8 +200,11 @@ class Subscriber:
         self._connections += 1
         self._link = link  # from here on, watch() sends its own SUBSCRIBE
         self._up.set()
-        if channels:
-            await link.send("SUBSCRIBE", *channels)
+        if channels and self._sharded:
+            for channel in channels:  # one per command: a command's shard channels must share a slot
+                await link.send(self._subscribe, channel)
+        elif channels:
+            await link.send(self._subscribe, *channels)
 
     def _disconnected(self) -> None:
         self._link = None
@@ -202,10 +233,13 @@ class Subscriber:
 
     def _handle(self, reply: Any) -> None:
         kind = reply[0]
-        if kind == b"message":
+        message, subscribed, unsubscribed = self._kinds
+        if kind == message:
             self._deliver(reply[1], reply[2])
-        elif kind == b"subscribe":
+        elif kind == subscribed:
             self._confirmed(reply[1])
+        elif kind == unsubscribed and self._on_lost is not None and reply[1] in self._wanted:
+            self._on_lost(reply[1])  # not asked for: the node gave the channel's slot away
 
     def _confirmed(self, channel: bytes) -> None:
         waiters = self._waiters.get(channel)
@@ -215,8 +249,9 @@ class Subscriber:
                 del self._waiters[channel]
             if not waiter.done():
                 waiter.set_result(True)
-        if channel in self._gapped:
+        if channel in self._gapped or channel in self._owed:
             self._gapped.discard(channel)
+            self._owed.discard(channel)
             group = self._wanted.get(channel)
             if group is not None and self._on_gap is not None:
                 try:

@@ -28,7 +28,14 @@ Why it looks like this:
   the next touch creates a new epoch, so clients get a fresh snapshot instead of a wrong replay.
 
 Acknowledged writes survive a Redis restart only as far as Redis persists them (``appendonly yes`` with
-``appendfsync always`` for every write).
+``appendfsync always`` for every write). With replicas, ``durable_replicas: N`` makes every write wait (one
+``WAIT`` per pipelined batch) until N replicas hold it, so a failover to a replica keeps it; without it, a write
+acknowledged just before its primary dies can be lost with it.
+
+On a Redis Cluster (``redis+cluster://`` URL: ``redis_shards.ShardedPipe`` routes each command to its slot's
+primary) the same scripts run, each on one group's keys, which share a hash slot (``keys.py``); events go out on
+sharded pub/sub (``SPUBLISH``) and are read per primary (``pubsub_sharded.ShardedSubscriber``); the stream and
+group indexes, in other slots, are kept right after each write (``redis_index.GroupIndex``).
 """
 
 from __future__ import annotations
@@ -47,9 +54,13 @@ import orjson
 from streamhub.errors import AdapterError, ConfigError
 
 try:  # the redis package is an extra (streamhub-engine[redis]): the embedded store works without it
+    import redis.asyncio as aioredis
     from redis import exceptions
 
+    from streamhub.adapters.pubsub_sharded import ShardedSubscriber
+    from streamhub.adapters.redis_index import GroupIndex
     from streamhub.adapters.redis_pipe import Packed, Pipe, RedisLink, connection_pool, open_streams, packed
+    from streamhub.adapters.redis_shards import ShardedPipe, is_cluster_url
 except ModuleNotFoundError as missing:
     raise ConfigError("modules::stream::adapters::RedisAdapter needs the redis package, which is not installed: "
                       "pip install 'streamhub-engine[redis]'") from missing
@@ -71,11 +82,13 @@ MAX_UPDATE_ATTEMPTS = 1000
 """Lost compare-and-set races one ``update`` tolerates before giving up (each lost race means another write won)."""
 
 
-def _script(name: str, *preludes: str) -> str:
+def _script(name: str, *preludes: str, sharded: bool = False) -> str:
     """A Lua script's text after its preludes: ``record.lua`` (number, log and publish a change), ``values.lua``
-    (read a group's values in creation order). Scripts cannot call each other, so shared steps are prepended."""
+    (read a group's values in creation order), ``ranked.lua`` (rank by arrival). Scripts cannot call each other,
+    so shared steps are prepended. ``sharded``: publish on sharded pub/sub (a Redis Cluster)."""
     lua = importlib.resources.files("streamhub.adapters").joinpath("lua")
-    return "".join(lua.joinpath(part).read_text("utf-8") for part in (*preludes, name))
+    text = "".join(lua.joinpath(part).read_text("utf-8") for part in (*preludes, name))
+    return text.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'") if sharded else text
 
 
 class RedisAdapter:
@@ -89,36 +102,47 @@ class RedisAdapter:
         health_interval: idle seconds after which the pub/sub connection is PINGed.
         max_connections: unused (kept for callers of earlier versions): commands share one pipelined connection.
         metrics: told of failed commands and pub/sub reconnections.
+        durable_replicas: replicas that must hold each write before it is acknowledged (``WAIT``).
     """
 
     def __init__(self, url: str, key_prefix: str = "streamhub:", *, timeout: float = 2.0,
                  connect_timeout: float = 1.0, health_interval: float = 1.0, max_connections: int = 64,
-                 limits: LogLimits | None = None, metrics: Metrics = NULL_METRICS) -> None:
+                 limits: LogLimits | None = None, metrics: Metrics = NULL_METRICS,
+                 durable_replicas: int = 0) -> None:
         self.where = _redact(url)
+        self.cluster = is_cluster_url(url)
         self._metrics = metrics
         limits = limits or LogLimits()
         # Script arguments every change carries: a candidate epoch (used once per group), the log bounds.
         self._log_args = [new_epoch(), str(limits.size), str(max(1, int(limits.age * 1000)))]
-        self.keys = RedisKeys(key_prefix)
+        self.keys = RedisKeys(key_prefix, cluster=self.cluster)
         self._timeout = timeout
         self._health = health_interval
-        self._pool = connection_pool(url, self.where, max_connections=max_connections, timeout=timeout,
-                                     connect_timeout=connect_timeout)
-        self._pipe = Pipe(functools.partial(open_streams, self._pool), timeout)
-        self._write = self._pipe.script(_script("write.lua", "record.lua"))
-        self._delete = self._pipe.script(_script("delete.lua", "record.lua"))
-        self._send = self._pipe.script(_script("send.lua", "record.lua"))
+        self._pool: aioredis.ConnectionPool | None = None  # single server only (a cluster has one per node)
+        self._pipe: Pipe | ShardedPipe
+        if self.cluster:
+            self._pipe = ShardedPipe(url, self.where, timeout=timeout, connect_timeout=connect_timeout,
+                                     replicas=durable_replicas)
+        else:
+            self._pool = connection_pool(url, self.where, max_connections=max_connections, timeout=timeout,
+                                         connect_timeout=connect_timeout)
+            self._pipe = Pipe(functools.partial(open_streams, self._pool), timeout, replicas=durable_replicas)
+        sharded = self.cluster
+        self._write = self._pipe.script(_script("write.lua", "ranked.lua", "record.lua", sharded=sharded))
+        self._delete = self._pipe.script(_script("delete.lua", "record.lua", sharded=sharded))
+        self._send = self._pipe.script(_script("send.lua", "record.lua", sharded=sharded))
         self._list = self._pipe.script(_script("list.lua", "values.lua"))
         self._snapshot = self._pipe.script(_script("snapshot.lua", "values.lua"))
         self._replay = self._pipe.script(_script("replay.lua"))
+        self._index = GroupIndex(self._pipe, self.keys, self._pipe.script(_script("index_group.lua", "ranked.lua")))
         self._log_packed = packed(self._log_args)
         self._group_keys: dict[tuple[str, str], tuple[Packed, Packed]] = {}  # see _group
-        self._subscriber: Subscriber | None = None
+        self._subscriber: Subscriber | ShardedSubscriber | None = None
         self._updating: dict[tuple[str, str, str], tuple[asyncio.Lock, list[int]]] = {}  # lock, [users]
         self.update_races = 0  # compare-and-set attempts that lost to another writer (metrics, tests)
 
     @property
-    def pipe(self) -> Pipe:
+    def pipe(self) -> Pipe | ShardedPipe:
         """The connection every command of this adapter goes through (``RedisPresence`` shares it)."""
         return self._pipe
 
@@ -126,16 +150,22 @@ class RedisAdapter:
 
     async def start(self, listener: EventListener, on_gap: GapListener | None = None) -> None:
         """Check Redis answers, then open the pub/sub connection; raises ``AdapterError`` if unreachable."""
-        await self._call("connecting", self._pipe.call(b"PING"))
-        self._subscriber = Subscriber(self._link, listener, on_gap, where=self.where,
-                                      health_interval=self._health, timeout=self._timeout,
-                                      metrics=self._metrics, decode=_encoded_event)
+        if isinstance(self._pipe, ShardedPipe):
+            await self._call("reading the cluster's slot map", self._pipe.start())
+            self._subscriber = ShardedSubscriber(self._pipe, listener, on_gap, health_interval=self._health,
+                                                 timeout=self._timeout, metrics=self._metrics, decode=_encoded_event)
+        else:
+            await self._call("connecting", self._pipe.call(b"PING"))
+            self._subscriber = Subscriber(self._link, listener, on_gap, where=self.where,
+                                          health_interval=self._health, timeout=self._timeout,
+                                          metrics=self._metrics, decode=_encoded_event)
         await self._subscriber.start()
 
     async def health(self) -> str | None:
         """Why Redis cannot serve now, or None: a PING must answer and the pub/sub connection be up."""
+        ping = self._pipe.each_primary(b"PING") if isinstance(self._pipe, ShardedPipe) else self._pipe.call(b"PING")
         try:
-            await self._call("checking readiness", self._pipe.call(b"PING"))
+            await self._call("checking readiness", ping)
         except AdapterError as exc:
             return exc.message
         if self._subscriber is None or not self._subscriber.connected:
@@ -148,7 +178,8 @@ class RedisAdapter:
             await self._subscriber.close()
             self._subscriber = None
         await self._pipe.close()
-        await self._pool.disconnect()
+        if self._pool is not None:
+            await self._pool.disconnect()
 
     # Reads
 
@@ -194,10 +225,14 @@ class RedisAdapter:
         args: list[bytes | str] = [
             encode_name(ref.item), encode_name(ref.stream), encode_name(ref.group),
             self.keys.channel(ref.stream, ref.group), self._event_head(ref, timestamp), *self._log_args]
+        keys, _ = self._group(ref.stream, ref.group)
         removed: list[Any] | None = await self._call(f"deleting {_where(ref)}", self._pipe.run(
-            self._delete, self.keys.group_keys(ref.stream, ref.group), args))
+            self._delete, keys, args, durable=True))
         if removed is None:
             return Change(False, None, None, None)
+        if removed[2] == 1:
+            await self._call(f"updating the indexes after deleting {_where(ref)}",
+                             self._index.emptied(ref.stream, ref.group))
         value = orjson.loads(removed[0])
         return Change(True, value, None, StreamEvent(ref.stream, ref.group, ref.item, DELETE, value,
                                                      timestamp=timestamp, offset=int(removed[1])))
@@ -269,8 +304,12 @@ class RedisAdapter:
         keys, names = self._group(ref.stream, ref.group)
         args: list[bytes | str | Packed] = [
             encode_name(ref.item), raw, names, self._event_head(ref, timestamp), mode, expected, self._log_packed]
-        reply: list[Any] = await self._call(f"writing {_where(ref)}", self._pipe.run(self._write, keys, args))
+        reply: list[Any] = await self._call(f"writing {_where(ref)}",
+                                            self._pipe.run(self._write, keys, args, durable=True))
         written = reply[0] == 1
+        if written and reply[3] == 1:
+            await self._call(f"updating the indexes after writing {_where(ref)}",
+                             self._index.added(ref.stream, ref.group))
         return written, reply[1], int(reply[2]) if written else 0
 
     def _group(self, stream: str, group: str) -> tuple[Packed, Packed]:
@@ -280,7 +319,8 @@ class RedisAdapter:
             if len(self._group_keys) >= _GROUP_CACHE:
                 self._group_keys.clear()
             names = [encode_name(stream), encode_name(group), self.keys.channel(stream, group)]
-            found = self._group_keys[(stream, group)] = (packed(self.keys.group_keys(stream, group)), packed(names))
+            keys = self._pipe.packed_keys(self.keys.group_keys(stream, group))
+            found = self._group_keys[(stream, group)] = (keys, packed(names))
         return found
 
     @staticmethod
@@ -311,6 +351,7 @@ class RedisAdapter:
         return raw
 
     def _link(self) -> RedisLink:
+        assert self._pool is not None  # the single-server subscriber's links
         return RedisLink(self._pool)
 
     async def _call(self, what: str, command: Awaitable[Any]) -> Any:

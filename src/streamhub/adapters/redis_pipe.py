@@ -15,6 +15,9 @@ What holds:
   dropped; the next call connects again. Nothing is retried: a retried write could apply twice.
 * Scripts run by ``EVALSHA``. Every new connection loads the registered scripts first; a ``NOSCRIPT`` reply (the
   cache was flushed meanwhile) falls back to ``EVAL`` with the body, as redis-py's ``Script`` does.
+* Durable writes (``replicas`` > 0): a tick that carried a write marked ``durable`` ends with one ``WAIT``, and
+  those writes answer only once it reports enough replicas (``NotReplicatedError`` otherwise): one round trip to
+  the replicas per batch, not per write.
 
 Errors are redis-py's exception classes, so the adapter maps them as it maps redis-py's own. redis-py opens every
 connection (``open_streams``: URL, TLS, AUTH, SELECT); the pub/sub connection (``RedisLink``) speaks RESP the same
@@ -38,8 +41,8 @@ from redis.backoff import NoBackoff
 
 from streamhub.errors import AdapterError, ConfigError
 
-__all__ = ["Opener", "Packed", "Pipe", "RedisLink", "Script", "connection_pool", "new_parser", "open_streams", "pack",
-           "packed", "redis_call"]
+__all__ = ["NotReplicatedError", "Opener", "Packed", "Pipe", "RedisLink", "Script", "connection_pool", "new_parser",
+           "open_streams", "pack", "packed", "redis_call"]
 
 Arg = bytes | str | int
 Opener = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -56,16 +59,24 @@ def new_parser() -> Any:
     return hiredis.Reader(notEnoughData=MORE, replyError=exceptions.ResponseError)
 
 
+class NotReplicatedError(exceptions.ConnectionError):
+    """A durable write ran on the primary, but ``WAIT`` did not see it on enough replicas in time: it may be lost
+    if the primary fails now (a connection-class error, so callers report it as temporary)."""
+
+
 class Packed(bytes):
-    """Arguments already in RESP, spliced into a command as they are (a group's keys, say: built once, sent often)."""
+    """Arguments already in RESP, spliced into a command as they are (a group's keys, say: built once, sent often).
+    ``slot`` is the hash slot of the first key when a Redis Cluster router packed them, else None."""
 
     nargs: int
+    slot: int | None = None
 
 
-def packed(args: Sequence[Arg]) -> Packed:
+def packed(args: Sequence[Arg], slot: int | None = None) -> Packed:
     """``args`` as RESP bulk strings, ready to be spliced into ``pack``."""
     segment = Packed(pack(args).partition(b"\r\n")[2])
     segment.nargs = len(args)
+    segment.slot = slot
     return segment
 
 
@@ -104,11 +115,14 @@ class Pipe:
     Args:
         opener: connects (redis-py does the handshake: TLS, AUTH, SELECT) and returns the streams.
         timeout: seconds the oldest command in flight may wait for its reply before the connection is dropped.
+        replicas: replicas a ``durable`` write must reach before it answers (0: the server's answer is enough).
     """
 
-    def __init__(self, opener: Opener, timeout: float) -> None:
+    def __init__(self, opener: Opener, timeout: float, *, replicas: int = 0) -> None:
         self._opener = opener
         self._timeout = timeout
+        # WAIT's own bound, under the connection's so an unanswered WAIT fails the writes, not the connection
+        self._wait = (b"WAIT", b"%d" % replicas, b"%d" % max(1, int(timeout * 500))) if replicas else None
         self._scripts: list[Script] = []
         self._conn: _Connection | None = None
         self._opening: asyncio.Future[_Connection] | None = None
@@ -116,9 +130,16 @@ class Pipe:
 
     def script(self, body: str) -> Script:
         """Register a script; it is loaded on every new connection."""
-        script = Script(body)
+        return self.register(Script(body))
+
+    def register(self, script: Script) -> Script:
+        """Register a script made elsewhere (a cluster router shares one ``Script`` among its nodes' pipes)."""
         self._scripts.append(script)
         return script
+
+    def packed_keys(self, keys: Sequence[Arg]) -> Packed:
+        """``keys`` packed for ``run`` (a cluster router also notes their slot)."""
+        return packed(keys)
 
     async def call(self, *args: Arg | Packed) -> Any:
         """Send one command with the others of this tick; return its reply, or raise its error."""
@@ -127,16 +148,30 @@ class Pipe:
             conn = await self._connect()
         return await conn.send(pack(args))
 
-    async def run(self, script: Script, keys: Sequence[Arg] | Packed, args: Sequence[Arg | Packed]) -> Any:
-        """``EVALSHA``, or ``EVAL`` if Redis no longer knows the script."""
+    async def run(self, script: Script, keys: Sequence[Arg] | Packed, args: Sequence[Arg | Packed], *,
+                  durable: bool = False) -> Any:
+        """``EVALSHA``, or ``EVAL`` if Redis no longer knows the script; a ``durable`` run also awaits the tick's
+        ``WAIT`` (when the pipe was made with ``replicas``)."""
         conn = self._conn
         if conn is None:
             conn = await self._connect()
         split = (len(keys), *keys) if not isinstance(keys, Packed) else (keys.nargs, keys)
+        wait = self._wait if durable else None
         try:
-            return await conn.send(pack((b"EVALSHA", script.sha, *split, *args)))
+            reply = conn.send(pack((b"EVALSHA", script.sha, *split, *args)))
+            waited = conn.barrier(wait) if wait is not None else None
+            result = await reply
         except exceptions.NoScriptError:
-            return await self.call(b"EVAL", script.body, *split, *args)
+            conn = self._conn or await self._connect()
+            reply = conn.send(pack((b"EVAL", script.body, *split, *args)))
+            waited = conn.barrier(wait) if wait is not None else None
+            result = await reply
+        if waited is not None and wait is not None:
+            acked, wanted = await waited, int(wait[1])
+            if acked < wanted:
+                raise NotReplicatedError(f"written on the primary, but {acked} of {wanted} replicas confirmed it "
+                                         "in time (it may be lost on a failover)")
+        return result
 
     async def close(self) -> None:
         """Fail what is in flight and drop the connection."""
@@ -194,6 +229,7 @@ class _Connection:
         self._dropped = dropped
         self._out: list[bytes] = []
         self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()  # (reply, deadline)
+        self._barrier: tuple[bytes, asyncio.Future[Any]] | None = None  # the WAIT ending this tick's batch
         self._timer: asyncio.TimerHandle | None = None
         self._broken: exceptions.RedisError | None = None
         self._task = asyncio.create_task(self._read(), name="streamhub-redis-replies")
@@ -212,6 +248,18 @@ class _Connection:
             self._timer = self._loop.call_at(self._waiting[0][1], self._expire)
         return future
 
+    def barrier(self, wait: Sequence[bytes]) -> asyncio.Future[Any]:
+        """The reply of the ``wait`` command sent after everything queued this tick (one per tick, shared)."""
+        if self._barrier is None:
+            future: asyncio.Future[Any] = self._loop.create_future()
+            if self._broken is not None:
+                future.set_exception(self._broken)
+                return future
+            self._barrier = (pack(wait), future)
+            if not self._out:
+                self._loop.call_soon(self._flush)
+        return self._barrier[1]
+
     async def close(self, error: BaseException | None) -> None:
         self._break(error or exceptions.ConnectionError("connection closed"))
         self._task.cancel()
@@ -219,6 +267,10 @@ class _Connection:
             await self._task
 
     def _flush(self) -> None:
+        barrier, self._barrier = self._barrier, None
+        if barrier is not None and self._broken is None:  # after every command of the tick, so it covers them
+            self._out.append(barrier[0])
+            self._waiting.append((barrier[1], self._loop.time() + self._timeout))
         if self._out and self._broken is None:
             self._writer.write(b"".join(self._out))
         self._out.clear()
@@ -272,6 +324,9 @@ class _Connection:
             self._timer.cancel()
             self._timer = None
         waiting, self._waiting = self._waiting, deque()
+        if self._barrier is not None:
+            waiting.append((self._barrier[1], 0.0))
+            self._barrier = None
         for future, _ in waiting:
             if not future.done():
                 future.set_exception(self._broken)

@@ -43,7 +43,8 @@ def _kv_store(config: AdapterConfig, metrics: Metrics) -> StreamAdapter:
 def _redis(config: AdapterConfig, metrics: Metrics) -> StreamAdapter:
     from streamhub.adapters.redis import RedisAdapter
 
-    return RedisAdapter(config.redis_url, config.key_prefix, limits=_limits(config), metrics=metrics)
+    return RedisAdapter(config.redis_url, config.key_prefix, limits=_limits(config), metrics=metrics,
+                        durable_replicas=config.durable_replicas)
 
 
 ADAPTERS: dict[str, AdapterFactory] = {KV_STORE: _kv_store, REDIS_ADAPTER: _redis}
@@ -57,9 +58,10 @@ def _memory_presence(config: AdapterConfig, ttl: float, adapter: StreamAdapter |
 def _redis_presence(config: AdapterConfig, ttl: float, adapter: StreamAdapter | None) -> PresenceStore:
     """Presence on the adapter's pipe, so presence writes share its round trips (a pipe of its own without it)."""
     from streamhub.adapters.redis import RedisAdapter
+    from streamhub.adapters.redis_pipe import Pipe
     from streamhub.adapters.redis_presence import RedisPresence
 
-    pipe = adapter.pipe if isinstance(adapter, RedisAdapter) else None
+    pipe = adapter.pipe if isinstance(adapter, RedisAdapter) and isinstance(adapter.pipe, Pipe) else None
     return RedisPresence(config.redis_url, config.key_prefix, ttl=ttl, pipe=pipe)
 
 

@@ -2,6 +2,7 @@
 -- calling script's atomic step, so a stored change, its offset and its event can never disagree.
 -- position: HASH {epoch, offset}; log: LIST of event JSON; head: the event JSON without its closing brace;
 -- epoch: used only if the group has none yet; size/age_ms: change log bounds.
+-- On a Redis Cluster the adapter swaps PUBLISH for SPUBLISH (sharded pub/sub: the channel shares the group's slot).
 
 local function record(position, log, channel, head, epoch, size, age_ms)
   redis.call('HSETNX', position, 'epoch', epoch)
