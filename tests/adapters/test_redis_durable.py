@@ -37,7 +37,7 @@ def primary_and_replica(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServ
         with replica.client() as client:
             client.replicaof("127.0.0.1", primary.port)
         deadline = time.monotonic() + timeout(10)
-        while not _linked(replica):
+        while not (_linked(replica) and _online(primary)):
             assert time.monotonic() < deadline, "the replica did not link to the primary"
             time.sleep(0.02)
         yield primary, replica
@@ -78,7 +78,7 @@ async def test_acknowledged_writes_are_on_the_replica_and_share_one_wait_per_bat
 async def test_a_write_no_replica_confirms_fails_as_temporary_and_says_why(
         primary_and_replica: tuple[RedisServer, RedisServer], key_prefix: str) -> None:
     primary, replica = primary_and_replica
-    adapter = RedisAdapter(primary.url, key_prefix, durable_replicas=1, timeout=0.5)
+    adapter = RedisAdapter(primary.url, key_prefix, durable_replicas=1, timeout=1.0)
     await adapter.start(lambda event: None)
     try:
         await adapter.set(ItemRef("s", "g", "before"), 1)
@@ -94,6 +94,13 @@ async def test_a_write_no_replica_confirms_fails_as_temporary_and_says_why(
         assert await adapter.get(ItemRef("s", "g", "after")) == (True, 3)
     finally:
         await adapter.close()
+
+
+def _online(primary: RedisServer) -> bool:
+    """The primary counts its replica as online (so WAIT can count its acknowledgements)."""
+    with primary.client() as client:
+        replica = client.info("replication").get("slave0")
+    return isinstance(replica, dict) and replica.get("state") == "online"
 
 
 def _linked(server: RedisServer) -> bool:

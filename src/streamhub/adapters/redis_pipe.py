@@ -122,7 +122,7 @@ class Pipe:
         self._opener = opener
         self._timeout = timeout
         # WAIT's own bound, under the connection's so an unanswered WAIT fails the writes, not the connection
-        self._wait = (b"WAIT", b"%d" % replicas, b"%d" % max(1, int(timeout * 500))) if replicas else None
+        self._wait = (b"WAIT", b"%d" % replicas, b"%d" % max(1, int(timeout * 800))) if replicas else None
         self._scripts: list[Script] = []
         self._conn: _Connection | None = None
         self._opening: asyncio.Future[_Connection] | None = None
