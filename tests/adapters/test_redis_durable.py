@@ -41,7 +41,7 @@ def primary_and_replica(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServ
             assert time.monotonic() < deadline, "the replica did not link to the primary"
             time.sleep(0.02)
         with primary.client() as client:  # right after the sync the replica's first ack can take up to a second
-            while client.wait(1, 100) < 1:
+            while client.set("warm-up", 1) and client.wait(1, 100) < 1:
                 assert time.monotonic() < deadline, "the replica does not acknowledge writes"
         yield primary, replica
     finally:
