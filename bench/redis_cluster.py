@@ -19,13 +19,16 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import redis
 import redis.cluster
+from redis.backoff import NoBackoff
 from redis.crc import key_slot as _crc_key_slot
+from redis.retry import Retry
 
 from bench.common import free_port
 
@@ -34,6 +37,7 @@ __all__ = ["SLOTS", "ClusterNode", "RedisCluster", "key_slot"]
 SLOTS = 16384
 Role = Literal["primary", "replica"]
 _POLL = 0.01  # seconds between two looks at the other processes' state (they offer nothing to await)
+_NO_RETRY = Retry(NoBackoff(), 0)  # the harness polls itself; redis-py's default backs off for seconds
 _PORT_TRIES = 3  # a free port taken by someone else before the node bound it: new ports, start again
 
 
@@ -213,9 +217,10 @@ class RedisCluster:
         raise RuntimeError(f"no primary serves slot {slot}")
 
     def client(self, port: int) -> redis.Redis:
-        """A synchronous client of one node (no redirections followed), for assertions and node commands."""
+        """A synchronous client of one node, for assertions and node commands: no redirection followed, no retry
+        (an error shows at once)."""
         self._node(port)
-        return redis.Redis(port=port, socket_timeout=5 * self.timeout_factor, protocol=2)
+        return redis.Redis(port=port, socket_timeout=5 * self.timeout_factor, protocol=2, retry=_NO_RETRY)
 
     def cluster_client(self) -> redis.cluster.RedisCluster:
         """redis-py's synchronous cluster client, seeded with every running node (follows MOVED and ASK)."""
@@ -225,12 +230,17 @@ class RedisCluster:
 
     # Moving a slot
 
-    def migrate_slot(self, slot: int, to_port: int, batch: int = 100, timeout: float = 15.0) -> None:
+    def migrate_slot(self, slot: int, to_port: int, *, batch: int = 100, timeout: float = 15.0,
+                     between: Callable[[], None] | None = None) -> None:
         """Move ``slot`` and its keys to the primary on ``to_port``, the way ``redis-cli --cluster reshard`` does.
 
         The target imports, the source migrates; keys go over in batches (``CLUSTER GETKEYSINSLOT``, ``MIGRATE ...
         KEYS``) while clients are redirected (``ASK``); then every primary is told the new owner (``SETSLOT
-        NODE``: target, source, the others), and this waits until every node agrees.
+        NODE``: target, source, the others), and this waits until every node agrees. ``between`` runs once the
+        keys are over and before the owner changes, while clients still get ``ASK``.
+
+        It blocks: an async test whose engine runs in its own loop calls it through ``asyncio.to_thread``, so the
+        engine keeps serving while the slot moves.
         """
         target = self._node(to_port)
         source = self._node(self.primary_for_slot(slot))
@@ -241,6 +251,8 @@ class RedisCluster:
         migrate_ms = int(5000 * self.timeout_factor)
         while keys := self._command(source, "CLUSTER", "GETKEYSINSLOT", slot, batch):
             self._command(source, "MIGRATE", "127.0.0.1", to_port, "", 0, migrate_ms, "KEYS", *keys)
+        if between is not None:
+            between()
         view = self._view_from_any() or {}
         others = [n for n in self._nodes if n.running and n not in (target, source)
                   and view.get(n.node_id, _Entry(None, frozenset())).primary is None]
@@ -402,7 +414,7 @@ class RedisCluster:
         client = self._clients.get(node.index)
         if client is None or client.connection_pool.connection_kwargs.get("port") != node.port:
             client = redis.Redis(port=node.port, socket_timeout=5 * self.timeout_factor, protocol=2,
-                                 decode_responses=True)
+                                 decode_responses=True, retry=_NO_RETRY)
             self._clients[node.index] = client
         return client
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from streamhub.config import AdapterConfig, EngineConfig, StreamModuleConfig
 from streamhub.transport.server import Server
+from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
 
 
@@ -54,6 +57,39 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """One 3-primary Redis Cluster for the session (no replicas, nothing persisted); tests keep apart by key prefix.
+
+    Started only by the first test that asks for it. Tests that kill, restart or move slots make their own
+    (``make_redis_cluster``), so this one stays as every other test expects it.
+    """
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def make_redis_cluster(tmp_path: Path) -> Iterator[Callable[..., RedisCluster]]:
+    """Starts a cluster of the test's own (``RedisCluster`` options: replicas, durable, ...); all stopped after."""
+    started: list[RedisCluster] = []
+
+    def make(**options: Any) -> RedisCluster:
+        cluster = RedisCluster(tmp_path / f"redis-cluster-{len(started)}", **options)
+        started.append(cluster)
+        cluster.start()
+        return cluster
+
+    try:
+        yield make
+    finally:
+        for cluster in started:
+            cluster.stop()
 
 
 @pytest.fixture
