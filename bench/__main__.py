@@ -26,7 +26,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("scenarios", nargs="*", default=list(SCENARIOS), help=f"any of {', '.join(SCENARIOS)}")
     p.add_argument("--adapters", default="memory,file",
-                   help="streamhub stores: memory, file, redis=URL (comma-separated)")
+                   help="streamhub stores: memory, file, redis=URL, redis-cluster=URL, or redis-cluster (a private "
+                        "3-primary Redis Cluster for the run) (comma-separated)")
     p.add_argument("--baselines", default=",".join(BASELINES), help="raw, python-socketio, node-socket.io")
     p.add_argument("--rounds", type=int, default=2, help="runs of each system; the best is reported")
     p.add_argument("--subscribers", type=int, default=1000, help="fan-out and latency subscribers")
@@ -66,10 +67,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     adapters = [a for a in args.adapters.split(",") if a]
     for spec in adapters:
         try:
-            servers.adapter_yaml(spec, ROOT)  # reject a bad spec before anything starts
+            servers.check_spec(spec)  # reject a bad spec before anything starts
         except ValueError as exc:
             raise SystemExit(f"python -m bench: --adapters: {exc}") from None
     chosen = baselines(args.baselines)
+    with servers.private_stores(adapters):  # a bare redis-cluster: one private cluster for every scenario
+        return run_scenarios(args, adapters, chosen)
+
+
+def run_scenarios(args: argparse.Namespace, adapters: list[str], chosen: list[str]) -> dict[str, Any]:
     raw = "raw" in chosen
     results: dict[str, Any] = {}
     for scenario in args.scenarios:

@@ -1,26 +1,31 @@
 """Starting the systems under test, each as its own process on 127.0.0.1.
 
 streamhub runs as a real ``streamhub serve`` with a generated config; its store is chosen by an adapter spec
-(``memory``, ``file``, or ``redis=URL`` once the Redis adapter exists), so every scenario can gain a Redis row by
-passing ``--adapters memory,redis=redis://127.0.0.1:6379``.
+(``memory``, ``file``, ``redis=URL``, ``redis-cluster=URL`` or a bare ``redis-cluster``), so every scenario can gain
+a Redis row by passing ``--adapters memory,redis=redis://127.0.0.1:6379``. A bare ``redis-cluster`` is a private
+3-primary Redis Cluster (bench/redis_cluster.py) started once for the whole run by :func:`private_stores`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench.common import ROOT, SERVER_CPU, Child, children, free_port, unpin
 
-__all__ = ["NODE_DIR", "Server", "node_available", "raw", "socketio_node", "socketio_python", "streamhub"]
+__all__ = ["NODE_DIR", "PRIVATE_CLUSTER", "Server", "check_spec", "node_available", "private_stores", "raw",
+           "socketio_node", "socketio_python", "streamhub"]
 
 NODE_DIR = ROOT / "bench" / "node"
 _START_TIMEOUT = 30.0
 ADMIN_SUFFIX = "+admin"  # adapter spec suffix: also run the admin module (metrics counted)
+PRIVATE_CLUSTER = "redis-cluster"  # adapter spec without a URL: the run's private Redis Cluster
+_private_cluster_url: str | None = None  # set by private_stores() for the length of a run
 
 
 class Server:
@@ -61,17 +66,65 @@ class Server:
         self.stop()
 
 
+def check_spec(spec: str) -> None:
+    """Raise ValueError for an adapter spec nothing can run, before anything starts."""
+    name, _, url = spec.removesuffix(ADMIN_SUFFIX).partition("=")
+    if name in ("memory", "file") or (name == "redis" and url) or name == PRIVATE_CLUSTER:
+        return
+    raise ValueError(f"adapter spec {spec!r}: expected memory, file, redis=URL, redis-cluster or redis-cluster=URL")
+
+
+@contextlib.contextmanager
+def private_stores(adapters: list[str]) -> Iterator[None]:
+    """Run the block with what the specs need for the whole run: a bare ``redis-cluster`` gets a private 3-primary
+    Redis Cluster (no persistence, free on every core like the bench's other private Redis), stopped afterwards.
+
+    One cluster for the run rather than one per engine start: forming one takes about 2 s (a fresh primary reports
+    ``cluster_state:ok`` only 2 s after it started), and every engine start gets its own key prefix anyway.
+    """
+    global _private_cluster_url
+    if not any(spec.removesuffix(ADMIN_SUFFIX) == PRIVATE_CLUSTER for spec in adapters):
+        yield
+        return
+    from bench.redis_cluster import RedisCluster
+    from bench.redis_fanout import redis_binary
+
+    with tempfile.TemporaryDirectory(prefix="streamhub-bench-cluster-") as tmp:
+        cluster = RedisCluster(Path(tmp), binary=redis_binary())
+        cluster.start()
+        try:
+            for node in cluster.nodes:
+                if node.pid is not None:
+                    unpin(node.pid)
+            print(f"{PRIVATE_CLUSTER}: {cluster.url}, 3 primaries, formed in {cluster.start_seconds:.2f} s",
+                  file=sys.stderr, flush=True)
+            _private_cluster_url = cluster.url
+            yield
+        finally:
+            _private_cluster_url = None
+            cluster.stop()
+
+
 def adapter_yaml(spec: str, data_dir: Path, key_prefix: str = "streamhub:") -> str:
     """The ``adapter:`` block of the stream module for an adapter spec (a ``+admin`` suffix is read elsewhere)."""
-    name, _, url = spec.removesuffix(ADMIN_SUFFIX).partition("=")
+    check_spec(spec)
+    name = spec.removesuffix(ADMIN_SUFFIX).partition("=")[0]
     if name == "memory":
         return "class: modules::stream::adapters::KvStore\nconfig: {store_method: in_memory}"
     if name == "file":
         return f"class: modules::stream::adapters::KvStore\nconfig: {{store_method: file_based, file_path: {data_dir}}}"
-    if name == "redis":
-        return (f"class: modules::stream::adapters::RedisAdapter\n"
-                f"config: {{redis_url: \"{url}\", key_prefix: \"{key_prefix}\"}}")
-    raise ValueError(f"adapter spec {spec!r}: expected memory, file or redis=URL")
+    return (f"class: modules::stream::adapters::RedisAdapter\n"
+            f"config: {{redis_url: \"{store_url(spec)}\", key_prefix: \"{key_prefix}\"}}")
+
+
+def store_url(spec: str) -> str:
+    """The Redis URL of a ``redis=URL`` or ``redis-cluster[=URL]`` spec (a bare one: the private cluster's)."""
+    name, _, url = spec.removesuffix(ADMIN_SUFFIX).partition("=")
+    if name == PRIVATE_CLUSTER and not url:
+        if _private_cluster_url is None:
+            raise RuntimeError(f"adapter spec {PRIVATE_CLUSTER!r}: no private cluster runs (servers.private_stores)")
+        return _private_cluster_url
+    return url
 
 
 def streamhub(adapter: str = "memory", max_connections: int | None = None, processes: int = 1) -> Server:
@@ -112,16 +165,22 @@ def streamhub(adapter: str = "memory", max_connections: int | None = None, proce
     except BaseException:
         child.stop()
         raise
-    store = adapter.removesuffix(ADMIN_SUFFIX)
-    cleanup = _redis_cleanup(store.partition("=")[2], prefix) if store.startswith("redis=") else None
+    store = adapter.removesuffix(ADMIN_SUFFIX).partition("=")[0]  # memory, file, redis or redis-cluster
+    cleanup = None
+    if store in ("redis", PRIVATE_CLUSTER):
+        cleanup = _redis_cleanup(store_url(adapter), prefix, cluster=store == PRIVATE_CLUSTER)
     return Server(f"streamhub[{adapter}]", child, stream_port, worker_port, tmp, cleanup)
 
 
-def _redis_cleanup(url: str, prefix: str) -> Callable[[], None]:
+def _redis_cleanup(url: str, prefix: str, *, cluster: bool) -> Callable[[], None]:
     def cleanup() -> None:
         import redis
+        import redis.cluster
 
-        client = redis.Redis.from_url(url)
+        # A cluster client scans every primary and splits a DEL by slot.
+        client: redis.Redis | redis.cluster.RedisCluster = (
+            redis.cluster.RedisCluster.from_url(url.replace("redis+cluster://", "redis://", 1)) if cluster
+            else redis.Redis.from_url(url))
         try:
             keys = list(client.scan_iter(match=f"{prefix}*", count=1000))  # the run's own prefix only
             for start in range(0, len(keys), 1000):
