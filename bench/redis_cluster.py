@@ -101,6 +101,9 @@ class RedisCluster:
         node_timeout_ms: ``cluster-node-timeout``: how soon a killed primary is failed over.
         binary: the ``redis-server`` to run (7.0 or later: ``ADDSLOTSRANGE``, ``cluster-port``).
         timeout_factor: scales every wait, for slow machines.
+
+    Every method blocks until done: an async test whose engine runs in its own event loop calls them through
+    ``asyncio.to_thread``, so the engine keeps serving meanwhile (a failover, a slot moving under it).
     """
 
     def __init__(self, workdir: Path, *, binary: str, primaries: int = 3, replicas_per_primary: int = 0,
@@ -238,9 +241,6 @@ class RedisCluster:
         KEYS``) while clients are redirected (``ASK``); then every primary is told the new owner (``SETSLOT
         NODE``: target, source, the others), and this waits until every node agrees. ``between`` runs once the
         keys are over and before the owner changes, while clients still get ``ASK``.
-
-        It blocks: an async test whose engine runs in its own loop calls it through ``asyncio.to_thread``, so the
-        engine keeps serving while the slot moves.
         """
         target = self._node(to_port)
         source = self._node(self.primary_for_slot(slot))
