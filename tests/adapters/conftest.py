@@ -1,4 +1,5 @@
-"""The ``store`` fixture: one started adapter of each kind (memory, file, redis) behind the same harness.
+"""The ``store`` fixture: one started adapter of each kind (memory, file, redis, redis-cluster: a real 3-primary
+Redis Cluster) behind the same harness.
 
 Events may reach the listener later than the write returns (Redis delivers them from its subscription), so
 tests read them with ``await store.events(n)``. Every adapter is told to ``watch`` a group before events of it
@@ -58,11 +59,12 @@ def make_adapter(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> S
         return MemoryAdapter()
     if kind == "file":
         return FileAdapter(tmp_path / "data")
-    server = request.getfixturevalue("redis_server")
+    server = request.getfixturevalue("redis_cluster" if kind == "redis-cluster" else "redis_server")
     return RedisAdapter(server.url, request.getfixturevalue("key_prefix"))
 
 
-@pytest.fixture(params=["memory", "file", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["memory", "file", pytest.param("redis", marks=pytest.mark.redis),
+                        pytest.param("redis-cluster", marks=pytest.mark.redis_cluster)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     harness = await Store(request.param, make_adapter(request.param, request, tmp_path)).start()
     try:

@@ -132,6 +132,14 @@ class Subscriber:
         """True while the pub/sub connection is up (readiness probe)."""
         return self._link is not None
 
+    async def up(self, wait: float) -> bool:
+        """Wait up to ``wait`` seconds for the connection; True once it is up."""
+        try:
+            await asyncio.wait_for(self._up.wait(), wait)
+        except TimeoutError:
+            return False
+        return True
+
     @property
     def channels(self) -> list[bytes]:
         """The channels this subscriber keeps subscribed."""

@@ -76,7 +76,11 @@ class ShardedSubscriber:
         if addr is None:
             return  # no owner now: the next slot map places it (as a gap)
         self._home[channel] = addr
-        await self._node(addr).watch(channel, stream, group)
+        node = self._node(addr)
+        # a node's first connection: wait for it, so events written after watch() returns are never missed (if
+        # it does not come up in time, the channel is subscribed when it does, and reported as a gap then)
+        late = not node.connected and not await node.up(self._timeout)
+        await node.watch(channel, stream, group, gap=late)
 
     async def unwatch(self, channel: bytes) -> None:
         """Stop delivering the channel's events."""

@@ -158,20 +158,29 @@ class Pipe:
         split = (len(keys), *keys) if not isinstance(keys, Packed) else (keys.nargs, keys)
         wait = self._wait if durable else None
         try:
-            reply = conn.send(pack((b"EVALSHA", script.sha, *split, *args)))
-            waited = conn.barrier(wait) if wait is not None else None
-            result = await reply
+            result, waited = await self._send_script(conn, pack((b"EVALSHA", script.sha, *split, *args)), wait)
         except exceptions.NoScriptError:
             conn = self._conn or await self._connect()
-            reply = conn.send(pack((b"EVAL", script.body, *split, *args)))
-            waited = conn.barrier(wait) if wait is not None else None
-            result = await reply
+            result, waited = await self._send_script(conn, pack((b"EVAL", script.body, *split, *args)), wait)
         if waited is not None and wait is not None:
             acked, wanted = await waited, int(wait[1])
             if acked < wanted:
                 raise NotReplicatedError(f"written on the primary, but {acked} of {wanted} replicas confirmed it "
                                          "in time (it may be lost on a failover)")
         return result
+
+    @staticmethod
+    async def _send_script(conn: _Connection, command: bytes,
+                           wait: Sequence[bytes] | None) -> tuple[Any, asyncio.Future[Any] | None]:
+        """Queue a script call (and the tick's ``WAIT`` after it); return its reply and the ``WAIT``'s future."""
+        reply = conn.send(command)
+        waited = conn.barrier(wait) if wait is not None else None
+        try:
+            return await reply, waited
+        except BaseException:
+            if waited is not None:  # this call's failure is what counts; the WAIT's own is not news
+                waited.add_done_callback(_retrieve)
+            raise
 
     async def close(self) -> None:
         """Fail what is in flight and drop the connection."""

@@ -32,7 +32,8 @@ from redis.crc import key_slot
 from streamhub.adapters.redis_pipe import Arg, Packed, Pipe, Script, connection_pool, open_streams, packed
 from streamhub.errors import AdapterError
 
-__all__ = ["CLUSTER_SCHEMES", "Addr", "ShardedPipe", "SlotMap", "is_cluster_url", "key_slot", "node_url"]
+__all__ = ["CLUSTER_SCHEMES", "Addr", "ClusterUnavailableError", "ShardedPipe", "SlotMap", "is_cluster_url",
+           "key_slot", "node_url"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,11 @@ Addr = tuple[str, int]
 
 _REDIRECTS = 5
 """Times one command may be sent again after MOVED/TRYAGAIN/CLUSTERDOWN before its call fails."""
+
+
+class ClusterUnavailableError(exceptions.ConnectionError):
+    """A slot stayed unserved (no owner, in transit, the cluster without quorum) through every retry; the command
+    was not run (a connection-class error, so callers report it as temporary)."""
 
 
 def node_url(url: str, addr: Addr | None = None) -> str:
@@ -214,14 +220,18 @@ class ShardedPipe:
         addr = self._map.owner(slot) if self._map is not None else None
         for attempt in range(_REDIRECTS + 1):
             if addr is None:
-                raise exceptions.ClusterDownError(f"CLUSTERDOWN hash slot {slot} is not served by any node")
+                raise ClusterUnavailableError(f"hash slot {slot} is not served by any node")
             try:
                 return await send(self._pipe(addr))
             except exceptions.ResponseError as exc:
                 message = str(exc)
                 kind, _, rest = message.partition(" ")
-                if kind not in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN") or attempt == _REDIRECTS:
+                if kind not in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"):
                     raise
+                if attempt == _REDIRECTS:
+                    self.refresh_soon()
+                    raise ClusterUnavailableError(f"slot {slot} still unavailable after {_REDIRECTS} retries: "
+                                                  f"{message}") from exc
                 self.refresh_soon()
                 if kind == "ASK":
                     return await self._asking(_addr(rest.split(" ")[-1]), send)

@@ -1,0 +1,250 @@
+"""What only a Redis Cluster asks of the adapter, on real clusters started from ``redis-server``.
+
+The contract suite runs on a cluster too (``store`` fixture, ``redis-cluster``). Here: a group's keys share one slot
+while groups spread over every primary; the indexes instead of scans; one sharded subscription per watched group on
+its slot's owner; a slot moved under a live engine; a primary killed under load with ``durable_replicas: 1`` and
+no acknowledged write lost; the indexes under racing deletes and creates from two engines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from streamhub.adapters.redis import RedisAdapter
+from streamhub.adapters.redis_shards import key_slot
+from streamhub.core.model import ItemRef
+from streamhub.errors import AdapterError
+from tests.adapters.conftest import Store
+from tests.helpers import free_port, timeout, wait_until
+from tests.redis_cluster import RedisCluster
+
+pytestmark = [pytest.mark.redis, pytest.mark.redis_cluster]
+
+
+@pytest.fixture
+async def engines(redis_cluster: RedisCluster, key_prefix: str) -> AsyncIterator[tuple[Store, Store]]:
+    """Two adapters on one cluster deployment (same prefix), like two engines."""
+    first = await Store("redis", RedisAdapter(redis_cluster.url, key_prefix)).start()
+    second = await Store("redis", RedisAdapter(redis_cluster.url, key_prefix)).start()
+    try:
+        yield first, second
+    finally:
+        await first.adapter.close()
+        await second.adapter.close()
+
+
+def _adapter(store: Store) -> RedisAdapter:
+    assert isinstance(store.adapter, RedisAdapter)
+    return store.adapter
+
+
+def _command_calls(cluster: RedisCluster) -> dict[str, int]:
+    calls: dict[str, int] = {}
+    for node in cluster.nodes:
+        with cluster.client(node.port) as client:
+            for name, value in client.info("commandstats").items():
+                calls[name.removeprefix("cmdstat_")] = calls.get(name.removeprefix("cmdstat_"), 0) + value["calls"]
+    return calls
+
+
+async def test_a_groups_keys_share_a_slot_groups_spread_and_listing_never_scans(
+        redis_cluster: RedisCluster, key_prefix: str) -> None:
+    adapter = RedisAdapter(redis_cluster.url, key_prefix)
+    await adapter.start(lambda event: None)
+    try:
+        groups = [f"g{n}" for n in range(30)]
+        for stream in ("s1", "s2:{odd}"):
+            for group in groups:
+                await adapter.set(ItemRef(stream, group, "i"), 1)
+        keys = adapter.keys
+        for stream, group in (("s1", "g1"), ("s2:{odd}", "g}x")):
+            slots = {key_slot(key) for key in (*keys.group_keys(stream, group), keys.channel(stream, group))}
+            assert len(slots) == 1, f"keys of {stream}/{group} span slots {slots}"
+        owners = {redis_cluster.primary_for_slot(key_slot(keys.items("s1", group))) for group in groups}
+        assert len(owners) == 3, "thirty groups should land on every primary"
+        for node in redis_cluster.nodes:
+            with redis_cluster.client(node.port) as client:
+                client.config_resetstat()
+        assert await adapter.list_groups("s1") == groups
+        assert await adapter.list_all() == {"s1": sorted(groups), "s2:{odd}": sorted(groups)}
+        assert await adapter.list_items("s1", "g7") == [1]
+        calls = _command_calls(redis_cluster)
+        assert "keys" not in calls and "scan" not in calls, calls
+        for group in groups:
+            await adapter.delete(ItemRef("s1", group, "i"))
+        assert await adapter.list_groups("s1") == []
+        assert list(await adapter.list_all()) == ["s2:{odd}"]
+    finally:
+        await adapter.close()
+
+
+async def test_two_engines_see_each_others_writes_in_order_on_every_node(engines: tuple[Store, Store]) -> None:
+    first, second = engines
+    groups = [f"room{n}" for n in range(12)]  # spread over the three primaries
+    for group in groups:
+        await first.adapter.watch("chat", group)
+    expected = {group: [] for group in groups}
+    for n in range(120):
+        group = groups[n % len(groups)]
+        change = await second.adapter.set(ItemRef("chat", group, f"m{n % 5}"), n)
+        assert change.event is not None
+        expected[group].append(change.event)
+    delivered = await first.events(120)
+    for group in groups:
+        assert [event for event in delivered if event.group == group] == expected[group]
+
+
+async def test_two_engines_times_fifty_concurrent_increments_are_exact(engines: tuple[Store, Store]) -> None:
+    from streamhub.core.update_ops import parse_ops
+
+    ref = ItemRef("counters", "g", "c")
+    increment = parse_ops([{"type": "increment", "path": "n", "by": 1}])
+    changes = await asyncio.gather(*(store.adapter.update(ref, increment) for store in engines for _ in range(50)))
+    assert await engines[0].adapter.get(ref) == (True, {"n": 100})
+    assert sorted(change.new["n"] for change in changes) == list(range(1, 101))
+
+
+async def test_one_sharded_subscription_per_watched_group_on_its_owner(
+        engines: tuple[Store, Store], redis_cluster: RedisCluster) -> None:
+    first, second = engines
+    channel = _adapter(first).keys.channel("s", "g:*")
+    owner = redis_cluster.primary_for_slot(key_slot(channel))
+
+    def subscribers() -> int:
+        with redis_cluster.client(owner) as client:
+            reply = client.execute_command("PUBSUB", "SHARDNUMSUB", channel)
+        return int(reply[1])
+
+    await first.adapter.watch("s", "g:*")
+    await second.adapter.watch("s", "g:*")
+    assert subscribers() == 2
+    await first.adapter.unwatch("s", "g:*")
+    await wait_until(lambda: subscribers() == 1, timeout(2))
+
+
+async def test_racing_deletes_and_creates_from_two_engines_keep_the_indexes_true(
+        engines: tuple[Store, Store]) -> None:
+    first, second = engines
+    for round_ in range(20):
+        group = f"g{round_}"
+        await first.adapter.set(ItemRef("s", group, "a"), 1)
+        await asyncio.gather(first.adapter.delete(ItemRef("s", group, "a")),
+                             second.adapter.set(ItemRef("s", group, "b"), 2))
+    listed = await first.adapter.list_groups("s")
+    for round_ in range(20):
+        held = await first.adapter.list_items("s", f"g{round_}")
+        assert held == [2] and f"g{round_}" in listed, (round_, held, listed)
+    assert await second.adapter.list_all() == {"s": sorted(f"g{n}" for n in range(20))}
+
+
+async def test_a_slot_moved_under_a_live_engine_is_followed_and_reported_as_a_gap(
+        make_redis_cluster: Callable[..., RedisCluster], key_prefix: str) -> None:
+    cluster = make_redis_cluster()
+    store = await Store("redis", RedisAdapter(cluster.url, key_prefix)).start()
+    writer = await Store("redis", RedisAdapter(cluster.url, key_prefix)).start()
+    try:
+        adapter = _adapter(store)
+        slot = key_slot(adapter.keys.items("s", "g"))
+        await store.adapter.watch("s", "g")
+        acknowledged: dict[str, int] = {}
+        stop = asyncio.Event()
+
+        async def write() -> None:
+            n = 0
+            while not stop.is_set():
+                with contextlib.suppress(AdapterError):
+                    await writer.adapter.set(ItemRef("s", "g", f"i{n}"), n)
+                    acknowledged[f"i{n}"] = n
+                n += 1
+                await asyncio.sleep(0.002)
+
+        task = asyncio.create_task(write())
+        await wait_until(lambda: len(acknowledged) >= 20)
+        old = cluster.primary_for_slot(slot)
+        target = next(node.port for node in cluster.nodes if node.role == "primary" and node.port != old)
+        await asyncio.to_thread(cluster.migrate_slot, slot, target)
+        before = len(acknowledged)
+        await wait_until(lambda: len(acknowledged) >= before + 20, timeout(10))
+        await wait_until(lambda: ("s", "g") in store.gaps, timeout(10))  # the new owner's channel: a fresh sync
+        stop.set()
+        await task
+        count = len(store.delivered)
+        last = await writer.adapter.set(ItemRef("s", "g", "last"), -1)
+        await store.events(count + 1)
+        assert store.delivered[-1] == last.event  # events flow again, from the slot's new owner
+        items = await writer.adapter.list_items("s", "g")
+        assert sorted(items) == sorted([*acknowledged.values(), -1])
+    finally:
+        await store.adapter.close()
+        await writer.adapter.close()
+
+
+async def test_a_primary_killed_under_load_loses_no_acknowledged_write(
+        make_redis_cluster: Callable[..., RedisCluster], key_prefix: str) -> None:
+    cluster = make_redis_cluster(replicas_per_primary=1, durable=True)
+    options: dict[str, Any] = {"durable_replicas": 1, "timeout": 1.0}
+    writer = RedisAdapter(cluster.url, key_prefix, **options)
+    watcher = await Store("redis", RedisAdapter(cluster.url, key_prefix, **options)).start()
+    await writer.start(lambda event: None)
+    try:
+        groups = [f"g{n}" for n in range(9)]
+        for group in groups:
+            await watcher.adapter.watch("s", group)
+        acknowledged: dict[tuple[str, str], int] = {}
+        failures: list[str] = []
+        stop = asyncio.Event()
+
+        async def write(lane: int) -> None:
+            n = 0
+            while not stop.is_set():
+                group = groups[(lane + n) % len(groups)]
+                try:
+                    await writer.set(ItemRef("s", group, f"w{lane}-{n}"), n)
+                    acknowledged[(group, f"w{lane}-{n}")] = n
+                except AdapterError as exc:
+                    assert exc.temporary, exc.message
+                    failures.append(exc.message)
+                    await asyncio.sleep(0.02)
+                n += 1
+
+        tasks = [asyncio.create_task(write(lane)) for lane in range(8)]
+        await wait_until(lambda: len(acknowledged) >= 300, timeout(10))
+        victim = cluster.primary_for_slot(key_slot(writer.keys.items("s", "g0")))
+        cluster.kill(victim)
+        started = time.monotonic()
+        await asyncio.to_thread(cluster.wait_failover, victim, timeout(20))
+        # the promoted replica has no replica of its own, so durable writes to its slots are refused (not
+        # acknowledged unprotected) until the old primary is back, as its replica
+        await asyncio.to_thread(cluster.restart, victim)
+        before = sum(group == "g0" for group, _ in acknowledged)
+        await wait_until(lambda: sum(group == "g0" for group, _ in acknowledged) >= before + 30, timeout(20))
+        recovered = time.monotonic() - started
+        stop.set()
+        await asyncio.gather(*tasks)
+        assert failures, "killing a primary under load should have failed some writes"
+        missing = [key for key, n in acknowledged.items()
+                   if await writer.get(ItemRef("s", *key)) != (True, n)]
+        assert missing == [], f"{len(missing)} acknowledged writes lost, e.g. {missing[:3]}"
+        await wait_until(lambda: ("s", "g0") in watcher.gaps, timeout(10))  # subscribers re-synced
+        assert await writer.health() is None
+        assert recovered < timeout(15), f"writes resumed only after {recovered:.1f}s"
+    finally:
+        await writer.close()
+        await watcher.adapter.close()
+
+
+async def test_an_unreachable_seed_fails_start_fast_naming_the_url() -> None:
+    adapter = RedisAdapter(f"redis+cluster://user:secret@127.0.0.1:{free_port()}", "x:")
+    started = time.monotonic()
+    with pytest.raises(AdapterError) as failure:
+        await adapter.start(lambda event: None)
+    assert time.monotonic() - started < 2
+    assert failure.value.temporary
+    assert "127.0.0.1" in failure.value.message and "secret" not in failure.value.message
+    await adapter.close()
