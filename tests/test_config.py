@@ -328,6 +328,28 @@ def test_bad_redis_url(tmp_path: Path) -> None:
     assert error(tmp_path, text).startswith("modules[0].config.adapter.config.redis_url: expected a URL")
 
 
+def _redis_config(tmp_path: Path, config: str) -> str:
+    return (f"modules:\n  - class: {STREAM}\n    config:\n      adapter:\n"
+            f"        class: {REDIS_ADAPTER}\n        config: {config}\n")
+
+
+def test_redis_cluster_url_and_durable_replicas(tmp_path: Path) -> None:
+    text = _redis_config(tmp_path, "{redis_url: 'redis+cluster://u:p@10.0.0.5:7000', durable_replicas: 1}")
+    adapter = load(tmp_path, text).stream.adapter  # type: ignore[union-attr]
+    assert (adapter.redis_url, adapter.durable_replicas, adapter.is_cluster) == (
+        "redis+cluster://u:p@10.0.0.5:7000", 1, True)
+    plain = load(tmp_path, _redis_config(tmp_path, "{redis_url: 'redis://x:6379'}")).stream.adapter  # type: ignore[union-attr]
+    assert (plain.durable_replicas, plain.is_cluster) == (0, False)
+
+
+def test_a_cluster_prefix_with_braces_and_negative_replicas_are_refused(tmp_path: Path) -> None:
+    braces = _redis_config(tmp_path, "{redis_url: 'rediss+cluster://h:7000', key_prefix: 'app{x}:'}")
+    assert error(tmp_path, braces).startswith(
+        "modules[0].config.adapter.config.key_prefix: must not hold { or } on a Redis Cluster")
+    negative = _redis_config(tmp_path, "{redis_url: 'redis://h:6379', durable_replicas: -1}")
+    assert error(tmp_path, negative).startswith("modules[0].config.adapter.config.durable_replicas:")
+
+
 def test_unknown_module_class_lists_available(tmp_path: Path) -> None:
     message = error(tmp_path, f"modules:\n  - class: {STREAM}\n  - class: modules::stream::Foo\n")
     assert message == (
