@@ -12,8 +12,11 @@ Layout under the deployment's prefix ``P`` (default ``streamhub:``)::
     P pm:<n>:<stream>:<group>  HASH   presence: connection id -> member JSON (every engine's members)
     P ps:<n>:<stream>:<group>  STRING presence: the group's last change number (``seq``)
     P pc:<n>:<stream>:<group>  channel: presence changes of the group, ``{"seq","action","member"}`` JSON
+    P po:<n>:<stream>:<group>  HASH   presence, Redis Cluster only: connection id -> id of the engine holding it
     P presence:engines         ZSET   presence: engine id -> lease expiry (ms, Redis clock)
     P pe:<engine id>           HASH   presence: ``<connection id> <n>:<stream>:<group>`` -> 1, an engine's members
+    P pz:<engine id>           HASH   presence, Redis Cluster only: a claimed engine's members still to remove
+    P presence:sweeps          ZSET   presence, Redis Cluster only: claimed engine id -> when a sweeper may take it
     P cluster:engines          ZSET   cluster: engine id -> lease expiry (ms, Redis clock)
     P ca:<engine id>           STRING cluster: what an engine serves, ``{"functions": [...], "triggers": {...}}`` JSON
     P cg                       HASH   cluster: join guard id -> trigger JSON, guards whose engine died (fail closed)
@@ -57,7 +60,7 @@ class RedisKeys:
     """
 
     __slots__ = ("_engines", "_prefix", "cluster", "cluster_engines", "cluster_guards", "cluster_notices",
-                 "presence_engines", "streams")
+                 "presence_engines", "presence_sweeps", "streams")
 
     def __init__(self, prefix: str, *, cluster: bool = False) -> None:
         self.cluster = cluster
@@ -65,6 +68,7 @@ class RedisKeys:
         self._engines = self._prefix + (b"{engines}" if cluster else b"")
         self.streams = self._prefix + b"streams"
         self.presence_engines = self._engines + b"presence:engines"
+        self.presence_sweeps = self._engines + b"presence:sweeps"
         self.cluster_engines = self._engines + b"cluster:engines"
         self.cluster_guards = self._engines + b"cg"
         self.cluster_notices = self._engines + b"cn"
@@ -98,9 +102,21 @@ class RedisKeys:
         """The pub/sub channel carrying a group's presence changes."""
         return self._group_key(b"pc:", stream, group)
 
+    def presence_owners(self, stream: str, group: str) -> bytes:
+        """The hash naming the engine that holds each member of a group (Redis Cluster: sweeps check it)."""
+        return self._group_key(b"po:", stream, group)
+
+    def presence_group_keys(self, suffix: bytes) -> list[bytes]:
+        """Members, seq, owners and channel of the group with that ``group_suffix`` (as engines' lists name it)."""
+        return [self._prefix + kind + suffix for kind in (b"pm:", b"ps:", b"po:", b"pc:")]
+
     def presence_engine(self, engine_id: str) -> bytes:
         """The hash listing one engine's members (so a dead engine's members are found without a scan)."""
         return self._engines + b"pe:" + encode_name(engine_id)
+
+    def presence_sweep(self, engine_id: str) -> bytes:
+        """The hash of a claimed engine's members still to remove (Redis Cluster: the sweep's work list)."""
+        return self._engines + b"pz:" + encode_name(engine_id)
 
     def cluster_announcement(self, engine_id: str) -> bytes:
         """What one engine serves (functions, triggers), renewed with its lease."""

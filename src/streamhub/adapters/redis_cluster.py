@@ -12,26 +12,32 @@ Why it looks like this (keys in ``keys.py``, scripts in ``lua/cluster_*.lua``):
 * Each engine SUBSCRIBEs to its own channel (routed calls to it, answers to its calls) and to the notices
   channel. ``PUBLISH`` answers how many connections got the message: 0 means the engine is gone, so a call to
   it fails at once instead of waiting for its timeout.
-* Commands fail fast (no client retries, short timeouts) with ``AdapterError``, like the stream adapter's.
+* Commands fail fast (no client retries, short timeouts) with ``AdapterError``, like the stream adapter's. They
+  go through the stream adapter's pipe when the registry hands it over (one connection per node for everything),
+  else a pipe of its own (``redis_pipe.Pipe``, or ``redis_shards.ShardedPipe`` on a cluster).
+* On a Redis Cluster (``redis+cluster://``) every key and channel of the bus carries the ``{engines}`` hash tag
+  (``keys.py``), so each script stays in one slot, and messages go out by ``SPUBLISH`` on sharded pub/sub, read
+  by ``pubsub_sharded.ShardedSubscriber``. That keeps the receiver count right: a classic ``PUBLISH`` on a
+  cluster counts only the subscribers of the node it ran on, ``SPUBLISH`` those of the channel's shard, where
+  every engine subscribes its channel.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.resources
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from streamhub.adapters.cluster import CALL, NOTICE, BusListener, ClusterBus, ClusterView
 from streamhub.adapters.keys import RedisKeys, decode_name
 from streamhub.adapters.pubsub import Subscriber
+from streamhub.adapters.pubsub_sharded import ShardedSubscriber
 from streamhub.adapters.redis import _redact
-from streamhub.adapters.redis_pipe import RedisLink, connection_pool, redis_call
+from streamhub.adapters.redis_pipe import Pipe, RedisLink, connection_pool, open_streams, redis_call
+from streamhub.adapters.redis_shards import ShardedPipe, is_cluster_url
 from streamhub.errors import AdapterError
 
 __all__ = ["RedisClusterBus"]
@@ -39,9 +45,10 @@ __all__ = ["RedisClusterBus"]
 _CLAIMS_PER_RENEWAL = 16  # dead engines one renewal claims at most (the rest at the next one)
 
 
-def _script(name: str) -> str:
+def _script(name: str, *, sharded: bool) -> str:
     lua = importlib.resources.files("streamhub.adapters").joinpath("lua")
-    return "".join(lua.joinpath(part).read_text("utf-8") for part in ("lease.lua", name))
+    text = "".join(lua.joinpath(part).read_text("utf-8") for part in ("lease.lua", name))
+    return text.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'") if sharded else text
 
 
 class RedisClusterBus:
@@ -50,60 +57,85 @@ class RedisClusterBus:
     Args:
         url, key_prefix: as for ``RedisAdapter`` (engines with the same ones form one system).
         timeout: seconds a command may take.
+        pipe: the ``RedisAdapter``'s pipe to share (its owner starts and closes it); None: one of its own.
     """
 
     def __init__(self, url: str, key_prefix: str = "streamhub:", *, timeout: float = 2.0,
-                 connect_timeout: float = 1.0) -> None:
+                 connect_timeout: float = 1.0, pipe: Pipe | ShardedPipe | None = None) -> None:
         self.where = _redact(url)
         self.engine_id = uuid.uuid4().hex
-        self.keys = RedisKeys(key_prefix)
+        self.cluster = is_cluster_url(url)
+        self.keys = RedisKeys(key_prefix, cluster=self.cluster)
         self._timeout = timeout
-        self._pool = connection_pool(url, self.where, max_connections=32, timeout=timeout,
-                                     connect_timeout=connect_timeout)
-        self._redis = aioredis.Redis(connection_pool=self._pool, retry=Retry(NoBackoff(), 0))
-        self._renew = self._redis.register_script(_script("cluster_renew.lua"))
-        self._announce = self._redis.register_script(_script("cluster_announce.lua"))
+        self._pool = None if self.cluster else connection_pool(url, self.where, max_connections=32,
+                                                                timeout=timeout, connect_timeout=connect_timeout)
+        self._own_pipe = pipe is None
+        self._pipe: Pipe | ShardedPipe
+        if pipe is not None:
+            self._pipe = pipe
+        elif self._pool is not None:
+            self._pipe = Pipe(functools.partial(open_streams, self._pool), timeout)
+        else:
+            self._pipe = ShardedPipe(url, self.where, timeout=timeout, connect_timeout=connect_timeout)
+        self._renew = self._pipe.script(_script("cluster_renew.lua", sharded=self.cluster))
+        self._announce = self._pipe.script(_script("cluster_announce.lua", sharded=self.cluster))
+        self._publish = b"SPUBLISH" if self.cluster else b"PUBLISH"
         self._own = self.keys.cluster_channel(self.engine_id)
-        self._subscriber: Subscriber | None = None
+        self._subscriber: Subscriber | ShardedSubscriber | None = None
 
     async def start(self, listener: BusListener, on_gap: Callable[[], None]) -> None:
         def deliver(message: tuple[str, bytes]) -> None:
             listener(*message)
 
-        self._subscriber = Subscriber(lambda: RedisLink(self._pool), deliver, lambda _kind, _: on_gap(),
-                                      where=self.where, health_interval=1.0, timeout=self._timeout,
-                                      decode=lambda kind, _, data: (kind, data))
+        def decode(kind: str, _: str, data: bytes) -> tuple[str, bytes]:
+            return kind, data
+
+        if isinstance(self._pipe, ShardedPipe):
+            if self._own_pipe:
+                await self._call("reading the cluster's slot map", self._pipe.start())
+            self._subscriber = ShardedSubscriber(self._pipe, deliver, lambda _kind, _: on_gap(), health_interval=1.0,
+                                                 timeout=self._timeout, decode=decode)
+        else:
+            pool = self._pool
+            assert pool is not None  # a single server's bus has its pool even on a shared pipe
+            self._subscriber = Subscriber(lambda: RedisLink(pool), deliver, lambda _kind, _: on_gap(),
+                                          where=self.where, health_interval=1.0, timeout=self._timeout, decode=decode)
         await self._subscriber.start()
         await self._subscriber.watch(self._own, CALL, "")
         await self._subscriber.watch(self.keys.cluster_notices, NOTICE, "")
+        if not self._subscriber.connected:
+            raise AdapterError(f"Redis at {self.where}: the cluster bus could not subscribe its channels",
+                               temporary=True)
 
     async def close(self) -> None:
         with contextlib.suppress(AdapterError):  # expire now: the next renewal of a peer claims this engine
             await self._call("giving up the cluster lease",
-                             self._redis.zadd(self.keys.cluster_engines, {self.engine_id: 0}))
+                             self._pipe.call(b"ZADD", self.keys.cluster_engines, 0, self.engine_id))
         if self._subscriber is not None:
             await self._subscriber.close()
             self._subscriber = None
-        await self._redis.aclose()
-        await self._pool.disconnect()
+        if self._own_pipe:
+            await self._pipe.close()
+        if self._pool is not None:
+            await self._pool.disconnect()
 
     async def renew(self, lease_ms: int) -> ClusterView:
-        found: list[Any] = await self._call("renewing the cluster lease", self._renew(
-            keys=[self.keys.cluster_engines, self.keys.cluster_guards],
-            args=[self.engine_id, lease_ms, self.keys.prefix, _CLAIMS_PER_RENEWAL]))
+        found: list[Any] = await self._call("renewing the cluster lease", self._pipe.run(
+            self._renew, [self.keys.cluster_engines, self.keys.cluster_guards],
+            [self.engine_id, lease_ms, self.keys.engines_prefix, _CLAIMS_PER_RENEWAL]))
         peers, orphans = found[2], found[3]
         return ClusterView(bool(found[0]), int(found[1]),
                            {decode_name(peers[i]): peers[i + 1] for i in range(0, len(peers), 2)},
                            {decode_name(orphans[i]): orphans[i + 1] for i in range(0, len(orphans), 2)})
 
     async def announce(self, announcement: bytes, dropped_guards: list[str]) -> None:
-        await self._call("announcing this engine's functions and triggers", self._announce(
-            keys=[self.keys.cluster_announcement(self.engine_id), self.keys.cluster_guards],
-            args=[announcement, self.keys.cluster_notices, self.engine_id, *dropped_guards]))
+        await self._call("announcing this engine's functions and triggers", self._pipe.run(
+            self._announce, [self.keys.cluster_announcement(self.engine_id), self.keys.cluster_guards],
+            [announcement, self.keys.cluster_notices, self.engine_id, *dropped_guards]))
 
     async def send(self, engine_id: str, message: bytes) -> bool:
         receivers: int = await self._call(f"sending a message to engine {engine_id}",
-                                          self._redis.publish(self.keys.cluster_channel(engine_id), message))
+                                          self._pipe.call(self._publish, self.keys.cluster_channel(engine_id), message))
         return receivers > 0
 
     async def _call(self, what: str, command: Awaitable[Any]) -> Any:

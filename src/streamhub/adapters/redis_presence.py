@@ -20,6 +20,9 @@ Why it looks like this (layout in ``keys.py``, scripts in ``lua/presence*.lua``)
   presence writes of one loop tick leave in one write with each other and with the store's commands (a storm of
   joins costs one round trip per tick, not one per join); else a pipe of its own. Scripts run by EVALSHA (EVAL if
   the connection was opened before they were registered, or Redis lost them).
+
+On a Redis Cluster (``redis+cluster://``) a group's keys and the engines' keys live in different slots, so no
+script may touch both: ``redis_presence_cluster.ClusterPresence`` splits each change into ordered steps instead.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 import orjson
+import redis.asyncio as aioredis
 
 from streamhub.adapters.keys import RedisKeys, encode_name
 from streamhub.adapters.presence import (
@@ -45,8 +49,10 @@ from streamhub.adapters.presence import (
     Roster,
 )
 from streamhub.adapters.pubsub import Subscriber
+from streamhub.adapters.pubsub_sharded import ShardedSubscriber
 from streamhub.adapters.redis import _redact
 from streamhub.adapters.redis_pipe import Pipe, RedisLink, connection_pool, open_streams, redis_call
+from streamhub.adapters.redis_shards import ShardedPipe
 from streamhub.errors import AdapterError
 
 __all__ = ["RedisPresence"]
@@ -56,9 +62,11 @@ log = logging.getLogger(__name__)
 _CLAIMS_PER_RENEWAL = 16  # dead engines one renewal removes at most (the rest at the next one)
 
 
-def _script(name: str) -> str:
+def _script(name: str, *, sharded: bool = False) -> str:
+    """A presence script after its preludes; ``sharded``: publish on sharded pub/sub (a Redis Cluster)."""
     lua = importlib.resources.files("streamhub.adapters").joinpath("lua")
-    return "".join(lua.joinpath(part).read_text("utf-8") for part in ("lease.lua", "presence.lua", name))
+    text = "".join(lua.joinpath(part).read_text("utf-8") for part in ("lease.lua", "presence.lua", name))
+    return text.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'") if sharded else text
 
 
 class RedisPresence:
@@ -71,13 +79,12 @@ class RedisPresence:
         pipe: the ``RedisAdapter``'s pipe to share (its owner closes it); None: one of its own.
     """
 
+    _pool: aioredis.ConnectionPool | None  # the single server's (pub/sub links, own pipe); None on a cluster
+    _pipe: Pipe | ShardedPipe
+
     def __init__(self, url: str, key_prefix: str = "streamhub:", *, ttl: float = 15.0, timeout: float = 2.0,
                  connect_timeout: float = 1.0, pipe: Pipe | None = None) -> None:
-        self.where = _redact(url)
-        self.engine_id = uuid.uuid4().hex
-        self.ttl = ttl
-        self.keys = RedisKeys(key_prefix)
-        self._timeout = timeout
+        self._setup(url, key_prefix, ttl, timeout, cluster=False)
         self._pool = connection_pool(url, self.where, max_connections=16, timeout=timeout,
                                      connect_timeout=connect_timeout)
         self._own_pipe = pipe is None
@@ -87,10 +94,20 @@ class RedisPresence:
         self._renew = self._pipe.script(_script("presence_renew.lua"))
         self._reconcile = self._pipe.script(_script("presence_reconcile.lua"))
         self._members = self._pipe.script(_script("presence_members.lua"))
+
+    def _setup(self, url: str, key_prefix: str, ttl: float, timeout: float, *, cluster: bool) -> None:
+        """What every Redis presence store holds, whatever its connections."""
+        self.where = _redact(url)
+        self.engine_id = uuid.uuid4().hex
+        self.ttl = ttl
+        self.keys = RedisKeys(key_prefix, cluster=cluster)
+        self._timeout = timeout
+        self._pool = None
+        self._own_pipe = True
         self._own = self.keys.presence_engine(self.engine_id)
         self._mine: dict[tuple[str, str, str], Member] = {}  # (stream, group, connection) -> member: the truth
         self._dirty = False  # a write failed: Redis may not hold what ``_mine`` says
-        self._subscriber: Subscriber | None = None
+        self._subscriber: Subscriber | ShardedSubscriber | None = None
         self._listener: PresenceListener | None = None
         self._renewer: asyncio.Task[None] | None = None
         self.claimed = 0  # members of dead engines this engine removed (tests, logs)
@@ -100,9 +117,9 @@ class RedisPresence:
     async def start(self, listener: PresenceListener, on_gap: PresenceGapListener | None = None) -> None:
         """Take a lease (claiming dead engines), open the pub/sub connection, and keep renewing."""
         self._listener = listener
+        await self._open()
         await self._renew_once()
-        self._subscriber = Subscriber(lambda: RedisLink(self._pool), listener, on_gap, where=self.where,
-                                      health_interval=1.0, timeout=self._timeout, decode=_change)
+        self._subscriber = self._new_subscriber(listener, on_gap)
         await self._subscriber.start()
         self._renewer = asyncio.create_task(self._renew_forever(), name="streamhub-presence-lease")
 
@@ -115,8 +132,7 @@ class RedisPresence:
             self._renewer = None
         self._mine.clear()
         with contextlib.suppress(AdapterError):
-            await self._call("withdrawing this engine's members", self._pipe.run(
-                self._reconcile, [self._own], [self.keys.prefix]))
+            await self._announce_all("withdrawing this engine's members")
             await self._call("dropping this engine's lease",
                              self._pipe.call(b"ZREM", self.keys.presence_engines, self.engine_id))
         if self._subscriber is not None:
@@ -124,7 +140,8 @@ class RedisPresence:
             self._subscriber = None
         if self._own_pipe:
             await self._pipe.close()
-        await self._pool.disconnect()
+        if self._pool is not None:
+            await self._pool.disconnect()
 
     # Changes
 
@@ -177,24 +194,47 @@ class RedisPresence:
 
     async def _renew_once(self) -> None:
         """Renew (claiming dead engines); rewrite this engine's members if Redis lost them or a write failed."""
-        lease = int(self.ttl * 750)  # ms: 3/4 of the ttl, renewed every 1/4 (see the module docstring)
-        known, removed = await self._call("renewing the presence lease", self._pipe.run(
-            self._renew, [self.keys.presence_engines], [self.engine_id, lease, self.keys.prefix, _CLAIMS_PER_RENEWAL]))
+        known, removed = await self._claim()
         if removed:
-            self.claimed += int(removed)
+            self.claimed += removed
             log.info("presence: removed %d members of engines whose lease ran out", removed)
         if (not known and self._mine) or self._dirty:
             if not known and self._mine:
                 log.warning("presence: this engine's members were gone from Redis at %s; announcing %d again",
                             self.where, len(self._mine))
-            await self._announce_all()
+                await self._reclaimed()
+            await self._announce_all("announcing this engine's members")
 
-    async def _announce_all(self) -> None:
+    def _lease_ms(self) -> int:
+        return int(self.ttl * 750)  # 3/4 of the ttl, renewed every 1/4 (see the module docstring)
+
+    async def _claim(self) -> tuple[bool, int]:
+        """Renew this engine's lease and remove the members of engines claimed: (lease was there, members removed)."""
+        known, removed = await self._call("renewing the presence lease", self._pipe.run(
+            self._renew, [self.keys.presence_engines],
+            [self.engine_id, self._lease_ms(), self.keys.prefix, _CLAIMS_PER_RENEWAL]))
+        return bool(known), int(removed)
+
+    async def _reclaimed(self) -> None:
+        """This engine's lease was gone with members to announce again (a hook: nothing to do on one server)."""
+
+    async def _announce_all(self, what: str) -> None:
+        """Make Redis hold exactly ``_mine`` (nothing at shutdown)."""
         args: list[bytes | str] = [self.keys.prefix]
         for (stream, group, connection), member in self._mine.items():
             args += [connection, self.keys.group_suffix(stream, group), _json(member)]
-        await self._call("announcing this engine's members", self._pipe.run(self._reconcile, [self._own], args))
+        await self._call(what, self._pipe.run(self._reconcile, [self._own], args))
         self._dirty = False
+
+    async def _open(self) -> None:
+        """Connect what must be connected before the first command (a hook: a single server needs nothing)."""
+
+    def _new_subscriber(self, listener: PresenceListener,
+                        on_gap: PresenceGapListener | None) -> Subscriber | ShardedSubscriber:
+        pool = self._pool
+        assert pool is not None
+        return Subscriber(lambda: RedisLink(pool), listener, on_gap, where=self.where, health_interval=1.0,
+                          timeout=self._timeout, decode=_change)
 
     # Private
 

@@ -8,6 +8,7 @@ engine on the embedded store never loads the Redis client.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from streamhub.adapters.base import StreamAdapter
 from streamhub.adapters.cluster import ClusterBus
@@ -16,6 +17,10 @@ from streamhub.config import KV_STORE, REDIS_ADAPTER, AdapterConfig
 from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.core.positions import LogLimits
 from streamhub.errors import ConfigError
+
+if TYPE_CHECKING:  # the Redis modules load only when a Redis adapter is configured
+    from streamhub.adapters.redis_pipe import Pipe
+    from streamhub.adapters.redis_shards import ShardedPipe
 
 __all__ = ["ADAPTERS", "PRESENCE", "AdapterFactory", "PresenceFactory", "build_adapter", "build_cluster",
            "build_presence", "memory_adapter"]
@@ -57,12 +62,23 @@ def _memory_presence(config: AdapterConfig, ttl: float, adapter: StreamAdapter |
 
 def _redis_presence(config: AdapterConfig, ttl: float, adapter: StreamAdapter | None) -> PresenceStore:
     """Presence on the adapter's pipe, so presence writes share its round trips (a pipe of its own without it)."""
-    from streamhub.adapters.redis import RedisAdapter
     from streamhub.adapters.redis_pipe import Pipe
     from streamhub.adapters.redis_presence import RedisPresence
+    from streamhub.adapters.redis_presence_cluster import ClusterPresence
+    from streamhub.adapters.redis_shards import ShardedPipe, is_cluster_url
 
-    pipe = adapter.pipe if isinstance(adapter, RedisAdapter) and isinstance(adapter.pipe, Pipe) else None
-    return RedisPresence(config.redis_url, config.key_prefix, ttl=ttl, pipe=pipe)
+    pipe = _adapter_pipe(adapter)
+    if is_cluster_url(config.redis_url):
+        return ClusterPresence(config.redis_url, config.key_prefix, ttl=ttl,
+                               pipe=pipe if isinstance(pipe, ShardedPipe) else None)
+    return RedisPresence(config.redis_url, config.key_prefix, ttl=ttl, pipe=pipe if isinstance(pipe, Pipe) else None)
+
+
+def _adapter_pipe(adapter: StreamAdapter | None) -> Pipe | ShardedPipe | None:
+    """The Redis adapter's pipe (a single server's or a cluster's router), to share; None for another adapter."""
+    from streamhub.adapters.redis import RedisAdapter
+
+    return adapter.pipe if isinstance(adapter, RedisAdapter) else None
 
 
 PRESENCE: dict[str, PresenceFactory] = {KV_STORE: _memory_presence, REDIS_ADAPTER: _redis_presence}
@@ -76,13 +92,15 @@ def build_presence(config: AdapterConfig, ttl: float, adapter: StreamAdapter | N
     return PRESENCE.get(config.class_name, _memory_presence)(config, ttl, adapter)
 
 
-def build_cluster(config: AdapterConfig) -> ClusterBus | None:
-    """The bus linking the engines of a distributed store (Redis); None for embedded stores (one engine)."""
+def build_cluster(config: AdapterConfig, adapter: StreamAdapter | None = None) -> ClusterBus | None:
+    """The bus linking the engines of a distributed store (Redis); None for embedded stores (one engine).
+    ``adapter``: the one ``build_adapter`` made from the same config, whose pipe the bus shares (the engine closes
+    the bus before the adapter)."""
     if config.class_name != REDIS_ADAPTER:
         return None
     from streamhub.adapters.redis_cluster import RedisClusterBus
 
-    return RedisClusterBus(config.redis_url, config.key_prefix)
+    return RedisClusterBus(config.redis_url, config.key_prefix, pipe=_adapter_pipe(adapter))
 
 
 def build_adapter(config: AdapterConfig, metrics: Metrics = NULL_METRICS) -> StreamAdapter:

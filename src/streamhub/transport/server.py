@@ -65,7 +65,7 @@ class Server:
             adapter = build_adapter(stream.adapter, metrics) if stream is not None else memory_adapter()
             if stream is not None:
                 presence = build_presence(stream.adapter, stream.presence_ttl_ms / 1000, adapter)
-                cluster = build_cluster(stream.adapter)
+                cluster = build_cluster(stream.adapter, adapter)
         self.engine = Engine(
             adapter,
             invocation_timeout=config.invocation_timeout_ms / 1000,

@@ -3,7 +3,7 @@
 -- A claim is atomic (one claimer): the dead engine's announcement is deleted, its join guards move to the
 -- orphaned guards hash (they stay in force, fail closed, until explicitly unregistered or replaced).
 -- KEYS: the engines sorted set (id -> lease expiry, ms on the Redis clock), the orphaned guards hash.
--- ARGV: engine id, lease (ms), key prefix, most engines claimed per call.
+-- ARGV: engine id, lease (ms), engines prefix (keys.engines_prefix), most engines claimed per call.
 -- Returns {1 if this engine's lease was still there, engines claimed, {id, announcement, ...} of the other
 -- live engines, {guard id, trigger JSON, ...} of the orphaned guards}.
 
