@@ -2,7 +2,8 @@
 
 Redis runs both on a pipe of its own and on a started ``RedisAdapter``'s pipe (as the registry builds it: presence
 scripts registered after that connection opened run through the EVAL fallback). Redis also runs with two stores on
-one server (two engines), and with an engine that stops renewing its lease.
+one server (two engines), and with an engine that stops renewing its lease. All of it runs on a single server and on
+a real 3-primary Redis Cluster (``ClusterPresence``; ``test_presence_cluster.py`` has what only a cluster needs).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from streamhub.adapters.base import StreamAdapter
 from streamhub.adapters.presence import JOIN, LEAVE, Member, MemoryPresence, PresenceChange, PresenceStore
 from streamhub.adapters.redis import RedisAdapter
 from streamhub.adapters.redis_presence import RedisPresence
+from streamhub.adapters.redis_presence_cluster import ClusterPresence
+from streamhub.adapters.redis_shards import ShardedPipe
 from streamhub.adapters.registry import build_adapter, build_presence
 from streamhub.config import REDIS_ADAPTER, AdapterConfig
 from streamhub.core.model import ItemRef
@@ -48,25 +51,35 @@ def member(connection: str, *subs: str, joined_at: int = 1) -> Member:
 def make(kind: str, request: pytest.FixtureRequest, ttl: float = 15.0) -> PresenceStore:
     if kind == "memory":
         return MemoryPresence()
-    server: RedisServer = request.getfixturevalue("redis_server")
-    return RedisPresence(server.url, request.getfixturevalue("key_prefix"), ttl=ttl)
-
-
-async def shared(request: pytest.FixtureRequest) -> tuple[RedisPresence, StreamAdapter]:
-    """A presence store on the pipe of a started adapter (its connection already open)."""
-    server: RedisServer = request.getfixturevalue("redis_server")
     prefix = request.getfixturevalue("key_prefix")
-    adapter = RedisAdapter(server.url, prefix)
+    if kind == "redis-cluster":
+        return ClusterPresence(request.getfixturevalue("redis_cluster").url, prefix, ttl=ttl)
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return RedisPresence(server.url, prefix, ttl=ttl)
+
+
+async def shared(request: pytest.FixtureRequest, kind: str) -> tuple[RedisPresence, StreamAdapter]:
+    """A presence store on the pipe of a started adapter (its connection already open)."""
+    cluster = kind == "redis-cluster"
+    url: str = request.getfixturevalue("redis_cluster" if cluster else "redis_server").url
+    prefix = request.getfixturevalue("key_prefix")
+    adapter = RedisAdapter(url, prefix)
     await adapter.start(lambda event: None)
-    return RedisPresence(server.url, prefix, pipe=adapter.pipe), adapter
+    pipe = adapter.pipe
+    if isinstance(pipe, ShardedPipe):
+        return ClusterPresence(url, prefix, pipe=pipe), adapter
+    return RedisPresence(url, prefix, pipe=pipe), adapter
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis),
-                        pytest.param("redis-shared", marks=pytest.mark.redis)])
+REDIS = [pytest.param("redis", marks=pytest.mark.redis), pytest.param("redis-cluster", marks=pytest.mark.redis_cluster)]
+
+
+@pytest.fixture(params=["memory", *REDIS, pytest.param("redis-shared", marks=pytest.mark.redis),
+                        pytest.param("redis-cluster-shared", marks=pytest.mark.redis_cluster)])
 async def presence(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     adapter = None
-    if request.param == "redis-shared":
-        store, adapter = await shared(request)
+    if request.param.endswith("-shared"):
+        store, adapter = await shared(request, request.param.removesuffix("-shared"))
     else:
         store = make(request.param, request)
     harness = await Harness(store).start()
@@ -117,9 +130,9 @@ async def test_groups_with_tricky_names_stay_apart(presence: Harness) -> None:
         assert [m.connection_id for m in (await presence.store.members(stream, group, 10)).members] == [f"c{n}"]
 
 
-@pytest.mark.redis
-async def test_two_engines_see_each_others_members_and_changes(request: pytest.FixtureRequest) -> None:
-    one, two = Harness(make("redis", request)), Harness(make("redis", request))
+@pytest.mark.parametrize("kind", REDIS)
+async def test_two_engines_see_each_others_members_and_changes(request: pytest.FixtureRequest, kind: str) -> None:
+    one, two = Harness(make(kind, request)), Harness(make(kind, request))
     await one.start()
     await two.start()
     try:
@@ -135,9 +148,9 @@ async def test_two_engines_see_each_others_members_and_changes(request: pytest.F
         await two.store.close()
 
 
-@pytest.mark.redis
-async def test_an_engine_that_stops_renewing_is_claimed_with_leaves(request: pytest.FixtureRequest) -> None:
-    dead, alive = make("redis", request, ttl=0.6), Harness(make("redis", request, ttl=0.6))
+@pytest.mark.parametrize("kind", REDIS)
+async def test_an_engine_that_stops_renewing_is_claimed_with_leaves(request: pytest.FixtureRequest, kind: str) -> None:
+    dead, alive = make(kind, request, ttl=0.6), Harness(make(kind, request, ttl=0.6))
     assert isinstance(dead, RedisPresence)
     await Harness(dead).start()
     await alive.start()

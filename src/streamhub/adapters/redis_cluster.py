@@ -16,10 +16,10 @@ Why it looks like this (keys in ``keys.py``, scripts in ``lua/cluster_*.lua``):
   go through the stream adapter's pipe when the registry hands it over (one connection per node for everything),
   else a pipe of its own (``redis_pipe.Pipe``, or ``redis_shards.ShardedPipe`` on a cluster).
 * On a Redis Cluster (``redis+cluster://``) every key and channel of the bus carries the ``{engines}`` hash tag
-  (``keys.py``), so each script stays in one slot, and messages go out by ``SPUBLISH`` on sharded pub/sub, read
-  by ``pubsub_sharded.ShardedSubscriber``. That keeps the receiver count right: a classic ``PUBLISH`` on a
-  cluster counts only the subscribers of the node it ran on, ``SPUBLISH`` those of the channel's shard, where
-  every engine subscribes its channel.
+  (``keys.py``), so each script stays in one slot (Redis checks it: ``redis_shards.cluster_script``), and
+  messages go out by ``SPUBLISH`` on sharded pub/sub, read by ``pubsub_sharded.ShardedSubscriber``. That keeps
+  the receiver count right: a classic ``PUBLISH`` on a cluster counts only the subscribers of the node it ran
+  on, ``SPUBLISH`` those of the channel's shard, where every engine subscribes its channel.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from streamhub.adapters.pubsub import Subscriber
 from streamhub.adapters.pubsub_sharded import ShardedSubscriber
 from streamhub.adapters.redis import _redact
 from streamhub.adapters.redis_pipe import Pipe, RedisLink, connection_pool, open_streams, redis_call
-from streamhub.adapters.redis_shards import ShardedPipe, is_cluster_url
+from streamhub.adapters.redis_shards import ShardedPipe, cluster_script, is_cluster_url
 from streamhub.errors import AdapterError
 
 __all__ = ["RedisClusterBus"]
@@ -45,10 +45,11 @@ __all__ = ["RedisClusterBus"]
 _CLAIMS_PER_RENEWAL = 16  # dead engines one renewal claims at most (the rest at the next one)
 
 
-def _script(name: str, *, sharded: bool) -> str:
+def _script(name: str, *, cluster: bool) -> str:
+    """A bus script after its prelude; on a cluster, in its slot only and publishing sharded (``cluster_script``)."""
     lua = importlib.resources.files("streamhub.adapters").joinpath("lua")
     text = "".join(lua.joinpath(part).read_text("utf-8") for part in ("lease.lua", name))
-    return text.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'") if sharded else text
+    return cluster_script(text) if cluster else text
 
 
 class RedisClusterBus:
@@ -77,8 +78,8 @@ class RedisClusterBus:
             self._pipe = Pipe(functools.partial(open_streams, self._pool), timeout)
         else:
             self._pipe = ShardedPipe(url, self.where, timeout=timeout, connect_timeout=connect_timeout)
-        self._renew = self._pipe.script(_script("cluster_renew.lua", sharded=self.cluster))
-        self._announce = self._pipe.script(_script("cluster_announce.lua", sharded=self.cluster))
+        self._renew = self._pipe.script(_script("cluster_renew.lua", cluster=self.cluster))
+        self._announce = self._pipe.script(_script("cluster_announce.lua", cluster=self.cluster))
         self._publish = b"SPUBLISH" if self.cluster else b"PUBLISH"
         self._own = self.keys.cluster_channel(self.engine_id)
         self._subscriber: Subscriber | ShardedSubscriber | None = None

@@ -52,7 +52,7 @@ from streamhub.adapters.pubsub import Subscriber
 from streamhub.adapters.pubsub_sharded import ShardedSubscriber
 from streamhub.adapters.redis import _redact
 from streamhub.adapters.redis_pipe import Pipe, RedisLink, connection_pool, open_streams, redis_call
-from streamhub.adapters.redis_shards import ShardedPipe
+from streamhub.adapters.redis_shards import ShardedPipe, cluster_script
 from streamhub.errors import AdapterError
 
 __all__ = ["RedisPresence"]
@@ -62,11 +62,12 @@ log = logging.getLogger(__name__)
 _CLAIMS_PER_RENEWAL = 16  # dead engines one renewal removes at most (the rest at the next one)
 
 
-def _script(name: str, *, sharded: bool = False) -> str:
-    """A presence script after its preludes; ``sharded``: publish on sharded pub/sub (a Redis Cluster)."""
+def _script(name: str, *, cluster: bool = False) -> str:
+    """A presence script after its preludes; see ``cluster_script`` for ``cluster``."""
     lua = importlib.resources.files("streamhub.adapters").joinpath("lua")
     text = "".join(lua.joinpath(part).read_text("utf-8") for part in ("lease.lua", "presence.lua", name))
-    return text.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'") if sharded else text
+    return cluster_script(text) if cluster else text
+
 
 
 class RedisPresence:

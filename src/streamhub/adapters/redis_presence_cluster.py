@@ -19,6 +19,7 @@ Why it looks like this (keys in ``keys.py``, scripts ``lua/presence_group_*.lua`
 * An engine that finds its own lease claimed while it lived (cut off longer than its lease) takes a new id before
   announcing its members again, so the pending sweep of its old id (which only removes members held under that
   id) cannot undo the announcement; the old id's leftovers are swept like a dead engine's.
+* Every script runs in one slot, and Redis checks it (``redis_shards.cluster_script``).
 * Presence changes go out on sharded pub/sub (``SPUBLISH``) and are read per primary
   (``pubsub_sharded.ShardedSubscriber``); the commands go through the adapter's ``ShardedPipe`` when the registry
   hands it over, else one of its own.
@@ -61,11 +62,11 @@ class ClusterPresence(RedisPresence):
         self._router = pipe if pipe is not None else ShardedPipe(url, self.where, timeout=timeout,
                                                                  connect_timeout=connect_timeout)
         self._pipe = self._router
-        self._members = self._router.script(_script("presence_members.lua"))
-        self._group_put = self._router.script(_script("presence_group_put.lua", sharded=True))
-        self._group_remove = self._router.script(_script("presence_group_remove.lua", sharded=True))
-        self._claim_script = self._router.script(_script("presence_claim.lua"))
-        self._swept = self._router.script(_script("presence_swept.lua"))
+        self._members = self._router.script(_script("presence_members.lua", cluster=True))
+        self._group_put = self._router.script(_script("presence_group_put.lua", cluster=True))
+        self._group_remove = self._router.script(_script("presence_group_remove.lua", cluster=True))
+        self._claim_script = self._router.script(_script("presence_claim.lua", cluster=True))
+        self._swept = self._router.script(_script("presence_swept.lua", cluster=True))
         self._locks: dict[bytes, tuple[asyncio.Lock, list[int]]] = {}  # member field -> lock, [users]
 
     # Changes
@@ -136,6 +137,13 @@ class ClusterPresence(RedisPresence):
 
     async def _sweep(self, engine: str, fields: list[bytes]) -> int:
         """Remove a claimed engine's members from their groups (with leaves), then forget them."""
+        removed = await self._remove_members(engine, fields)
+        await self._call(f"closing the sweep of engine {engine}", self._router.run(
+            self._swept, [self.keys.presence_sweeps, self.keys.presence_sweep(engine)], [engine, *fields]))
+        return removed
+
+    async def _remove_members(self, engine: str, fields: list[bytes]) -> int:
+        """Remove the members an engine's list fields name, those it still holds only; how many were removed."""
         owner = encode_name(engine)
 
         async def remove(field: bytes) -> int:
@@ -147,8 +155,6 @@ class ClusterPresence(RedisPresence):
 
         done = await self._call(f"removing the members of engine {engine}",
                                 asyncio.gather(*(remove(field) for field in fields)))
-        await self._call(f"closing the sweep of engine {engine}", self._router.run(
-            self._swept, [self.keys.presence_sweeps, self.keys.presence_sweep(engine)], [owner, *fields]))
         return sum(done)
 
     async def _reclaimed(self) -> None:

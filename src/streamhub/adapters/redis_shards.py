@@ -32,8 +32,8 @@ from redis.crc import key_slot
 from streamhub.adapters.redis_pipe import Arg, Packed, Pipe, Script, connection_pool, open_streams, packed
 from streamhub.errors import AdapterError
 
-__all__ = ["CLUSTER_SCHEMES", "Addr", "ClusterUnavailableError", "ShardedPipe", "SlotMap", "is_cluster_url",
-           "key_slot", "node_url"]
+__all__ = ["CLUSTER_SCHEMES", "Addr", "ClusterUnavailableError", "ShardedPipe", "SlotMap", "cluster_script",
+           "is_cluster_url", "key_slot", "node_url"]
 
 log = logging.getLogger(__name__)
 
@@ -313,3 +313,10 @@ def _addr(text: str) -> Addr:
 def is_cluster_url(url: str) -> bool:
     """True for a ``redis+cluster://`` or ``rediss+cluster://`` URL."""
     return url.startswith(CLUSTER_SCHEMES)
+
+
+def cluster_script(text: str) -> str:
+    """A script as it runs on a Redis Cluster: it publishes on sharded pub/sub, and its ``#!lua`` line makes Redis
+    refuse any key or channel outside the slot of its first key (without it, Redis 7 lets a script reach other
+    slots of the same node, so a cross-slot script would work until its slots land on different nodes)."""
+    return "#!lua\n" + text.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
