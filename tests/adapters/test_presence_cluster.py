@@ -142,7 +142,7 @@ async def test_an_engine_claimed_while_alive_keeps_its_members_through_the_late_
     assert sorted(m.connection_id for m in roster.members) == ["a", "b"]
     assert len(watcher.changes) == 2  # no leave, no second join
     await cut_off.close()  # its members leave under its new id
-    assert await watcher.seen(4) == [(JOIN, "a"), (JOIN, "b"), (LEAVE, "a"), (LEAVE, "b")]
+    assert sorted((await watcher.seen(4))[2:]) == [(LEAVE, "a"), (LEAVE, "b")]
 
 
 async def test_a_join_and_a_leave_of_one_member_racing_end_as_the_engine_says(
