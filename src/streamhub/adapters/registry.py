@@ -65,10 +65,10 @@ def _redis_presence(config: AdapterConfig, ttl: float, adapter: StreamAdapter | 
     from streamhub.adapters.redis_pipe import Pipe
     from streamhub.adapters.redis_presence import RedisPresence
     from streamhub.adapters.redis_presence_cluster import ClusterPresence
-    from streamhub.adapters.redis_shards import ShardedPipe, is_cluster_url
+    from streamhub.adapters.redis_shards import ShardedPipe
 
     pipe = _adapter_pipe(adapter)
-    if is_cluster_url(config.redis_url):
+    if config.is_cluster:
         return ClusterPresence(config.redis_url, config.key_prefix, ttl=ttl,
                                pipe=pipe if isinstance(pipe, ShardedPipe) else None)
     return RedisPresence(config.redis_url, config.key_prefix, ttl=ttl, pipe=pipe if isinstance(pipe, Pipe) else None)
