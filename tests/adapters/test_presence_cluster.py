@@ -21,6 +21,7 @@ from streamhub.adapters.registry import build_adapter, build_presence
 from streamhub.config import REDIS_ADAPTER, AdapterConfig
 from tests.adapters.test_presence_contract import Harness, member
 from tests.helpers import timeout
+from tests.redis_cluster import RedisCluster
 
 pytestmark = pytest.mark.redis_cluster
 
@@ -42,7 +43,7 @@ class DiesWhileSweeping(ClusterPresence):
 
 
 @pytest.fixture
-def make(redis_cluster: Any, key_prefix: str) -> Callable[..., ClusterPresence]:
+def make(redis_cluster: RedisCluster, key_prefix: str) -> Callable[..., ClusterPresence]:
     def new(ttl: float = TTL, kind: type[ClusterPresence] = ClusterPresence, **options: Any) -> ClusterPresence:
         return kind(redis_cluster.url, key_prefix, ttl=ttl, **options)
 
@@ -160,7 +161,7 @@ async def test_a_join_and_a_leave_of_one_member_racing_end_as_the_engine_says(
     assert not store._locks
 
 
-async def test_the_registry_puts_presence_on_the_adapters_router(redis_cluster: Any, key_prefix: str) -> None:
+async def test_the_registry_puts_presence_on_the_adapters_router(redis_cluster: RedisCluster, key_prefix: str) -> None:
     config = AdapterConfig(class_name=REDIS_ADAPTER, redis_url=redis_cluster.url, key_prefix=key_prefix)
     adapter = build_adapter(config)
     store = build_presence(config, 15.0, adapter)

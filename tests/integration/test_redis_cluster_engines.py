@@ -17,6 +17,7 @@ from tests.helpers import Subscriber, TestWorker, timeout
 from tests.integration.test_cluster_engines import until_answers
 from tests.integration.test_presence_engines import Roster, subscribed
 from tests.process import EngineProcess
+from tests.redis_cluster import RedisCluster
 
 pytestmark = pytest.mark.redis_cluster
 
@@ -37,7 +38,8 @@ def engine(workdir: Path, url: str, prefix: str) -> EngineProcess:
 
 
 @pytest.fixture
-async def pair(tmp_path: Path, redis_cluster: Any, key_prefix: str) -> AsyncIterator[tuple[EngineProcess, ...]]:
+async def pair(tmp_path: Path, redis_cluster: RedisCluster,
+               key_prefix: str) -> AsyncIterator[tuple[EngineProcess, ...]]:
     engines = [engine(tmp_path / f"engine-{n}", redis_cluster.url, key_prefix) for n in range(2)]
     await asyncio.gather(*(e.start() for e in engines))
     try:
