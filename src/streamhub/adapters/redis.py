@@ -60,7 +60,7 @@ try:  # the redis package is an extra (streamhub-engine[redis]): the embedded st
     from streamhub.adapters.pubsub_sharded import ShardedSubscriber
     from streamhub.adapters.redis_index import GroupIndex
     from streamhub.adapters.redis_pipe import Packed, Pipe, RedisLink, connection_pool, open_streams, packed
-    from streamhub.adapters.redis_shards import ShardedPipe, is_cluster_url
+    from streamhub.adapters.redis_shards import ShardedPipe, cluster_script, is_cluster_url
 except ModuleNotFoundError as missing:
     raise ConfigError("modules::stream::adapters::RedisAdapter needs the redis package, which is not installed: "
                       "pip install 'streamhub-engine[redis]'") from missing
@@ -82,13 +82,14 @@ MAX_UPDATE_ATTEMPTS = 1000
 """Lost compare-and-set races one ``update`` tolerates before giving up (each lost race means another write won)."""
 
 
-def _script(name: str, *preludes: str, sharded: bool = False) -> str:
+def _script(name: str, *preludes: str, cluster: bool = False) -> str:
     """A Lua script's text after its preludes: ``record.lua`` (number, log and publish a change), ``values.lua``
     (read a group's values in creation order), ``ranked.lua`` (rank by arrival). Scripts cannot call each other,
-    so shared steps are prepended. ``sharded``: publish on sharded pub/sub (a Redis Cluster)."""
+    so shared steps are prepended. ``cluster``: as it runs on a Redis Cluster (``redis_shards.cluster_script``:
+    sharded pub/sub, and Redis refuses any key outside the script's slot)."""
     lua = importlib.resources.files("streamhub.adapters").joinpath("lua")
     text = "".join(lua.joinpath(part).read_text("utf-8") for part in (*preludes, name))
-    return text.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'") if sharded else text
+    return cluster_script(text) if cluster else text
 
 
 class RedisAdapter:
@@ -127,14 +128,15 @@ class RedisAdapter:
             self._pool = connection_pool(url, self.where, max_connections=max_connections, timeout=timeout,
                                          connect_timeout=connect_timeout)
             self._pipe = Pipe(functools.partial(open_streams, self._pool), timeout, replicas=durable_replicas)
-        sharded = self.cluster
-        self._write = self._pipe.script(_script("write.lua", "ranked.lua", "record.lua", sharded=sharded))
-        self._delete = self._pipe.script(_script("delete.lua", "record.lua", sharded=sharded))
-        self._send = self._pipe.script(_script("send.lua", "record.lua", sharded=sharded))
-        self._list = self._pipe.script(_script("list.lua", "values.lua"))
-        self._snapshot = self._pipe.script(_script("snapshot.lua", "values.lua"))
-        self._replay = self._pipe.script(_script("replay.lua"))
-        self._index = GroupIndex(self._pipe, self.keys, self._pipe.script(_script("index_group.lua", "ranked.lua")))
+        cluster = self.cluster
+        self._write = self._pipe.script(_script("write.lua", "ranked.lua", "record.lua", cluster=cluster))
+        self._delete = self._pipe.script(_script("delete.lua", "record.lua", cluster=cluster))
+        self._send = self._pipe.script(_script("send.lua", "record.lua", cluster=cluster))
+        self._list = self._pipe.script(_script("list.lua", "values.lua", cluster=cluster))
+        self._snapshot = self._pipe.script(_script("snapshot.lua", "values.lua", cluster=cluster))
+        self._replay = self._pipe.script(_script("replay.lua", cluster=cluster))
+        self._index = GroupIndex(self._pipe, self.keys,
+                                 self._pipe.script(_script("index_group.lua", "ranked.lua", cluster=cluster)))
         self._log_packed = packed(self._log_args)
         self._group_keys: dict[tuple[str, str], tuple[Packed, Packed]] = {}  # see _group
         self._subscriber: Subscriber | ShardedSubscriber | None = None
