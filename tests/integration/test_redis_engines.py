@@ -1,4 +1,5 @@
-"""Two real engine processes sharing one Redis, run from the example configs in ``examples/redis/``.
+"""Two real engine processes sharing one Redis (a server, then a Redis Cluster), run from the example configs in
+``examples/redis/``.
 
 Clients subscribe on engine A while workers call engine B (and the other way round); Redis is killed and
 restarted under them.
@@ -35,14 +36,29 @@ async def start_engines(tmp_path: Path, url: str, prefix: str) -> tuple[EnginePr
     return engines
 
 
-@pytest.fixture
-async def engines(tmp_path: Path, redis_server: RedisServer,
-                  key_prefix: str) -> AsyncIterator[tuple[EngineProcess, EngineProcess]]:
-    pair = await start_engines(tmp_path, redis_server.url, key_prefix)
+@contextlib.asynccontextmanager
+async def running_engines(tmp_path: Path, url: str, prefix: str) -> AsyncIterator[tuple[EngineProcess, EngineProcess]]:
+    pair = await start_engines(tmp_path, url, prefix)
     try:
         yield pair
     finally:
         assert await asyncio.gather(*(engine.stop() for engine in pair)) == [0, 0]
+
+
+@pytest.fixture(params=["redis", pytest.param("redis-cluster", marks=pytest.mark.redis_cluster)])
+async def engines(request: pytest.FixtureRequest, tmp_path: Path,
+                  key_prefix: str) -> AsyncIterator[tuple[EngineProcess, EngineProcess]]:
+    """Engines A and B on one Redis server, then on a 3-primary Redis Cluster (the same tests hold on both)."""
+    server = request.getfixturevalue("redis_cluster" if request.param == "redis-cluster" else "redis_server")
+    async with running_engines(tmp_path, server.url, key_prefix) as pair:
+        yield pair
+
+
+@pytest.fixture
+async def engines_on_one_server(tmp_path: Path, redis_server: RedisServer,
+                                key_prefix: str) -> AsyncIterator[tuple[EngineProcess, EngineProcess]]:
+    async with running_engines(tmp_path, redis_server.url, key_prefix) as pair:
+        yield pair
 
 
 def ref(item: str, group: str = "g") -> dict[str, str]:
@@ -168,8 +184,9 @@ async def test_a_route_of_a_worker_on_engine_a_answers_through_engine_b(
 
 
 async def test_subscription_per_group_per_engine_released_by_the_last_client(
-        engines: tuple[EngineProcess, EngineProcess], redis_server: RedisServer, key_prefix: str) -> None:
-    a, b = engines
+        engines_on_one_server: tuple[EngineProcess, EngineProcess], redis_server: RedisServer,
+        key_prefix: str) -> None:
+    a, b = engines_on_one_server
     channel = f"{key_prefix}e:1:s:g".encode()
 
     async def subscribers() -> int:
