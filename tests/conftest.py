@@ -92,6 +92,14 @@ def make_redis_cluster(tmp_path: Path) -> Iterator[Callable[..., RedisCluster]]:
             cluster.stop()
 
 
+@pytest.fixture(params=["redis", pytest.param("redis-cluster", marks=pytest.mark.redis_cluster)])
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """The URL of the session's Redis server, then of its 3-primary Redis Cluster: tests taking it hold on both."""
+    server = request.getfixturevalue("redis_cluster" if request.param == "redis-cluster" else "redis_server")
+    url: str = server.url
+    return url
+
+
 @pytest.fixture
 def key_prefix() -> str:
     """A key prefix no other test uses."""

@@ -34,8 +34,9 @@ def engine(workdir: Path, url: str, prefix: str) -> EngineProcess:
 
 
 @pytest.fixture
-async def engines(tmp_path: Path, redis_server: RedisServer, key_prefix: str) -> AsyncIterator[list[EngineProcess]]:
-    trio = [engine(tmp_path / f"engine-{n}", redis_server.url, key_prefix) for n in range(3)]
+async def engines(tmp_path: Path, redis_url: str, key_prefix: str) -> AsyncIterator[list[EngineProcess]]:
+    """Three engines on one Redis server, then on a 3-primary Redis Cluster (the same tests hold on both)."""
+    trio = [engine(tmp_path / f"engine-{n}", redis_url, key_prefix) for n in range(3)]
     await asyncio.gather(*(e.start() for e in trio))
     try:
         yield trio

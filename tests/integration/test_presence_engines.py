@@ -84,8 +84,8 @@ async def subscribed(client: Subscriber, *, presence: bool = False, item: str | 
 
 
 @pytest.fixture
-async def three(tmp_path: Path, redis_server: RedisServer, key_prefix: str) -> AsyncIterator[list[EngineProcess]]:
-    engines = await started(tmp_path, redis_server.url, key_prefix, 3)
+async def three(tmp_path: Path, redis_url: str, key_prefix: str) -> AsyncIterator[list[EngineProcess]]:
+    engines = await started(tmp_path, redis_url, key_prefix, 3)
     try:
         yield engines
     finally:
@@ -116,8 +116,8 @@ async def test_three_engines_list_and_announce_every_member(three: list[EnginePr
 
 
 async def test_kill_9_of_an_engine_removes_its_members_within_the_lease(
-        tmp_path: Path, redis_server: RedisServer, key_prefix: str) -> None:
-    a, b = await started(tmp_path, redis_server.url, key_prefix, 2)
+        tmp_path: Path, redis_url: str, key_prefix: str) -> None:
+    a, b = await started(tmp_path, redis_url, key_prefix, 2)
     try:
         async with Subscriber(a.stream_url) as ann, Subscriber(b.stream_url) as bob, \
                 Subscriber(b.stream_url) as cid, TestWorker(a.worker_url) as worker:

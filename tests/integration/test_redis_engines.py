@@ -45,12 +45,11 @@ async def running_engines(tmp_path: Path, url: str, prefix: str) -> AsyncIterato
         assert await asyncio.gather(*(engine.stop() for engine in pair)) == [0, 0]
 
 
-@pytest.fixture(params=["redis", pytest.param("redis-cluster", marks=pytest.mark.redis_cluster)])
-async def engines(request: pytest.FixtureRequest, tmp_path: Path,
+@pytest.fixture
+async def engines(tmp_path: Path, redis_url: str,
                   key_prefix: str) -> AsyncIterator[tuple[EngineProcess, EngineProcess]]:
     """Engines A and B on one Redis server, then on a 3-primary Redis Cluster (the same tests hold on both)."""
-    server = request.getfixturevalue("redis_cluster" if request.param == "redis-cluster" else "redis_server")
-    async with running_engines(tmp_path, server.url, key_prefix) as pair:
+    async with running_engines(tmp_path, redis_url, key_prefix) as pair:
         yield pair
 
 
