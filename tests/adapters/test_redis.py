@@ -27,10 +27,10 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-async def engines(redis_server: RedisServer, key_prefix: str) -> AsyncIterator[tuple[Store, Store]]:
-    """Two adapters sharing one deployment (same prefix), like two engines."""
-    first = await Store("redis", RedisAdapter(redis_server.url, key_prefix)).start()
-    second = await Store("redis", RedisAdapter(redis_server.url, key_prefix)).start()
+async def engines(redis_url: str, key_prefix: str) -> AsyncIterator[tuple[Store, Store]]:
+    """Two adapters sharing one deployment (same prefix), like two engines: on one server, then on a cluster."""
+    first = await Store("redis", RedisAdapter(redis_url, key_prefix)).start()
+    second = await Store("redis", RedisAdapter(redis_url, key_prefix)).start()
     try:
         yield first, second
     finally:
@@ -64,9 +64,9 @@ async def test_listing_uses_indexes_never_a_keyspace_scan(redis_server: RedisSer
         await adapter.close()
 
 
-async def test_prefixes_keep_deployments_apart(redis_server: RedisServer, key_prefix: str) -> None:
-    blue = await Store("redis", RedisAdapter(redis_server.url, key_prefix + "blue:")).start()
-    green = await Store("redis", RedisAdapter(redis_server.url, key_prefix + "green:")).start()
+async def test_prefixes_keep_deployments_apart(redis_url: str, key_prefix: str) -> None:
+    blue = await Store("redis", RedisAdapter(redis_url, key_prefix + "blue:")).start()
+    green = await Store("redis", RedisAdapter(redis_url, key_prefix + "green:")).start()
     try:
         ref = ItemRef("s", "g", "i")
         for store in (blue, green):
@@ -85,8 +85,17 @@ async def test_prefixes_keep_deployments_apart(redis_server: RedisServer, key_pr
 
 
 async def test_one_subscription_per_watched_group_released_by_unwatch(
-        engines: tuple[Store, Store], redis_server: RedisServer) -> None:
-    first, second = engines
+        redis_server: RedisServer, key_prefix: str) -> None:
+    first = await Store("redis", RedisAdapter(redis_server.url, key_prefix)).start()
+    second = await Store("redis", RedisAdapter(redis_server.url, key_prefix)).start()
+    try:
+        await _one_subscription_per_watched_group(first, second, redis_server)
+    finally:
+        await first.adapter.close()
+        await second.adapter.close()
+
+
+async def _one_subscription_per_watched_group(first: Store, second: Store, redis_server: RedisServer) -> None:
     adapter = first.adapter
     assert isinstance(adapter, RedisAdapter)
     channel = adapter.keys.channel("s", "g:*")
@@ -129,6 +138,23 @@ async def test_two_engines_times_fifty_concurrent_increments_are_exact(engines: 
     assert sorted(event.data["n"] for event in await first.events(100)) == list(range(1, 101))
     races = sum(store.adapter.update_races for store in engines)  # type: ignore[attr-defined]
     assert races < 100, f"{races} lost races: updates of one item are not serialised inside an engine"
+
+
+async def test_racing_deletes_and_creates_from_two_engines_keep_the_indexes_true(
+        engines: tuple[Store, Store]) -> None:
+    """On a cluster the indexes are kept beside the writes (redis_index.py): a group emptied on one engine while
+    another re-creates it must stay listed."""
+    first, second = engines
+    for round_ in range(20):
+        group = f"g{round_}"
+        await first.adapter.set(ItemRef("s", group, "a"), 1)
+        await asyncio.gather(first.adapter.delete(ItemRef("s", group, "a")),
+                             second.adapter.set(ItemRef("s", group, "b"), 2))
+    listed = await first.adapter.list_groups("s")
+    for round_ in range(20):
+        held = await first.adapter.list_items("s", f"g{round_}")
+        assert held == [2] and f"g{round_}" in listed, (round_, held, listed)
+    assert await second.adapter.list_all() == {"s": sorted(f"g{n}" for n in range(20))}
 
 
 async def test_unreachable_redis_fails_start_fast_naming_the_url() -> None:

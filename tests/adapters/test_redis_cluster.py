@@ -3,7 +3,8 @@
 The contract suite runs on a cluster too (``store`` fixture, ``redis-cluster``). Here: a group's keys share one slot
 while groups spread over every primary; the indexes instead of scans; one sharded subscription per watched group on
 its slot's owner; a slot moved under a live engine; a primary killed under load with ``durable_replicas: 1`` and
-no acknowledged write lost; the indexes under racing deletes and creates from two engines.
+no acknowledged write lost. Two-engine tests (order, atomic updates, racing index updates) run on both a server and
+a cluster in ``test_redis.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,18 +26,6 @@ from tests.helpers import free_port, timeout, wait_until
 from tests.redis_cluster import RedisCluster
 
 pytestmark = [pytest.mark.redis, pytest.mark.redis_cluster]
-
-
-@pytest.fixture
-async def engines(redis_cluster: RedisCluster, key_prefix: str) -> AsyncIterator[tuple[Store, Store]]:
-    """Two adapters on one cluster deployment (same prefix), like two engines."""
-    first = await Store("redis", RedisAdapter(redis_cluster.url, key_prefix)).start()
-    second = await Store("redis", RedisAdapter(redis_cluster.url, key_prefix)).start()
-    try:
-        yield first, second
-    finally:
-        await first.adapter.close()
-        await second.adapter.close()
 
 
 def _adapter(store: Store) -> RedisAdapter:
@@ -84,36 +73,20 @@ async def test_a_groups_keys_share_a_slot_groups_spread_and_listing_never_scans(
         await adapter.close()
 
 
-async def test_two_engines_see_each_others_writes_in_order_on_every_node(engines: tuple[Store, Store]) -> None:
-    first, second = engines
-    groups = [f"room{n}" for n in range(12)]  # spread over the three primaries
-    for group in groups:
-        await first.adapter.watch("chat", group)
-    expected = {group: [] for group in groups}
-    for n in range(120):
-        group = groups[n % len(groups)]
-        change = await second.adapter.set(ItemRef("chat", group, f"m{n % 5}"), n)
-        assert change.event is not None
-        expected[group].append(change.event)
-    delivered = await first.events(120)
-    for group in groups:
-        assert [event for event in delivered if event.group == group] == expected[group]
-
-
-async def test_two_engines_times_fifty_concurrent_increments_are_exact(engines: tuple[Store, Store]) -> None:
-    from streamhub.core.update_ops import parse_ops
-
-    ref = ItemRef("counters", "g", "c")
-    increment = parse_ops([{"type": "increment", "path": "n", "by": 1}])
-    changes = await asyncio.gather(*(store.adapter.update(ref, increment) for store in engines for _ in range(50)))
-    assert await engines[0].adapter.get(ref) == (True, {"n": 100})
-    assert sorted(change.new["n"] for change in changes) == list(range(1, 101))
-
-
 async def test_one_sharded_subscription_per_watched_group_on_its_owner(
-        engines: tuple[Store, Store], redis_cluster: RedisCluster) -> None:
-    first, second = engines
-    channel = _adapter(first).keys.channel("s", "g:*")
+        redis_cluster: RedisCluster, key_prefix: str) -> None:
+    first, second = (RedisAdapter(redis_cluster.url, key_prefix) for _ in range(2))
+    for adapter in (first, second):
+        await adapter.start(lambda event: None)
+    try:
+        await _one_sharded_subscription(first, second, redis_cluster)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def _one_sharded_subscription(first: RedisAdapter, second: RedisAdapter, redis_cluster: RedisCluster) -> None:
+    channel = first.keys.channel("s", "g:*")
     owner = redis_cluster.primary_for_slot(key_slot(channel))
 
     def subscribers() -> int:
@@ -121,26 +94,11 @@ async def test_one_sharded_subscription_per_watched_group_on_its_owner(
             reply = client.execute_command("PUBSUB", "SHARDNUMSUB", channel)
         return int(reply[1])
 
-    await first.adapter.watch("s", "g:*")
-    await second.adapter.watch("s", "g:*")
+    await first.watch("s", "g:*")
+    await second.watch("s", "g:*")
     assert subscribers() == 2
-    await first.adapter.unwatch("s", "g:*")
+    await first.unwatch("s", "g:*")
     await wait_until(lambda: subscribers() == 1, timeout(2))
-
-
-async def test_racing_deletes_and_creates_from_two_engines_keep_the_indexes_true(
-        engines: tuple[Store, Store]) -> None:
-    first, second = engines
-    for round_ in range(20):
-        group = f"g{round_}"
-        await first.adapter.set(ItemRef("s", group, "a"), 1)
-        await asyncio.gather(first.adapter.delete(ItemRef("s", group, "a")),
-                             second.adapter.set(ItemRef("s", group, "b"), 2))
-    listed = await first.adapter.list_groups("s")
-    for round_ in range(20):
-        held = await first.adapter.list_items("s", f"g{round_}")
-        assert held == [2] and f"g{round_}" in listed, (round_, held, listed)
-    assert await second.adapter.list_all() == {"s": sorted(f"g{n}" for n in range(20))}
 
 
 async def test_a_slot_moved_under_a_live_engine_is_followed_and_reported_as_a_gap(
