@@ -140,6 +140,30 @@ async def test_two_engines_times_fifty_concurrent_increments_are_exact(engines: 
     assert races < 100, f"{races} lost races: updates of one item are not serialised inside an engine"
 
 
+async def test_updates_queued_on_one_item_read_it_once_and_see_every_other_write(
+        redis_server: RedisServer, key_prefix: str) -> None:
+    adapter = RedisAdapter(redis_server.url, key_prefix)
+    other = RedisAdapter(redis_server.url, key_prefix)  # another engine, writing while the updates queue up
+    await adapter.start(lambda event: None)
+    await other.start(lambda event: None)
+    try:
+        ref = ItemRef("counters", "g", "c")
+        increment = parse_ops([{"type": "increment", "path": "n", "by": 1}])
+        await adapter.set(ref, {"n": 0})
+        with redis_server.client() as client:
+            client.config_resetstat()
+        results = await asyncio.gather(*(adapter.update(ref, increment) for _ in range(50)),
+                                       other.update(ref, parse_ops([{"type": "increment", "path": "n", "by": 100}])))
+        assert await adapter.get(ref) == (True, {"n": 150})  # the other engine's write was not lost
+        assert sorted(change.new["n"] for change in results[:50]) == sorted(set(c.new["n"] for c in results[:50]))
+        calls = command_calls(redis_server)
+        reads = calls.get("hget", 0) - calls.get("evalsha", 0)  # the write script's own HGET counts too
+        assert reads <= 4, f"{reads} reads for 50 queued updates: each should start from the last one's write"
+    finally:
+        await adapter.close()
+        await other.close()
+
+
 async def test_racing_deletes_and_creates_from_two_engines_keep_the_indexes_true(
         engines: tuple[Store, Store]) -> None:
     """On a cluster the indexes are kept beside the writes (redis_index.py): a group emptied on one engine while

@@ -9,7 +9,8 @@ Why it looks like this:
 * ``update`` keeps the one implementation of the ops (``core.update_ops``): read the JSON, apply the ops in
   Python, then write only if the stored JSON is still byte-identical (compare-and-set in ``write.lua``); a lost
   race retries on the fresh value the script returned. Updates of one item are serialised inside an engine, so
-  races happen only between engines.
+  races happen only between engines; an update queued behind another starts from the JSON that one stored
+  instead of reading it back (one round trip per update under contention, not two).
 * Commands share one connection and the commands of one loop tick one round trip (``redis_pipe.Pipe``:
   auto-pipelining, EVALSHA with the EVAL fallback); redis-py only opens connections (URL, TLS, AUTH, SELECT).
 * Calls fail fast with ``AdapterError(temporary=True)`` while Redis is unreachable: no client-side retries
@@ -140,7 +141,7 @@ class RedisAdapter:
         self._log_packed = packed(self._log_args)
         self._group_keys: dict[tuple[str, str], tuple[Packed, Packed]] = {}  # see _group
         self._subscriber: Subscriber | ShardedSubscriber | None = None
-        self._updating: dict[tuple[str, str, str], tuple[asyncio.Lock, list[int]]] = {}  # lock, [users]
+        self._updating: dict[tuple[str, str, str], _ItemUpdates] = {}
         self.update_races = 0  # compare-and-set attempts that lost to another writer (metrics, tests)
 
     @property
@@ -218,9 +219,13 @@ class RedisAdapter:
                       StreamEvent(ref.stream, ref.group, ref.item, kind, value, timestamp=timestamp, offset=offset))
 
     async def update(self, ref: ItemRef, ops: Sequence[UpdateOp]) -> Change:
-        with self._updating_item(ref) as lock:
-            async with lock:
-                return await self._update(ref, ops)
+        with self._updating_item(ref) as queue:
+            async with queue.lock:
+                try:
+                    return await self._update(ref, ops, queue)
+                except BaseException:
+                    queue.stored = _UNKNOWN
+                    raise
 
     async def delete(self, ref: ItemRef) -> Change:
         timestamp = now_ms()
@@ -282,8 +287,10 @@ class RedisAdapter:
 
     # Private
 
-    async def _update(self, ref: ItemRef, ops: Sequence[UpdateOp]) -> Change:
-        current = await self._read_item(ref)
+    async def _update(self, ref: ItemRef, ops: Sequence[UpdateOp], queue: _ItemUpdates) -> Change:
+        # The JSON this engine's previous update of the item wrote (while updates queue up on it) stands in for a
+        # read: if anything else wrote since, the compare-and-set fails and returns the fresh value.
+        current = queue.stored if queue.stored is not _UNKNOWN else await self._read_item(ref)
         for _ in range(MAX_UPDATE_ATTEMPTS):
             existed = current is not None
             old = None if current is None else orjson.loads(current)
@@ -292,6 +299,7 @@ class RedisAdapter:
             raw = _encode(new, f"cannot store {_where(ref)}")
             written, found, offset = await self._write_item(ref, raw, timestamp, "cas", current or b"")
             if written:
+                queue.stored = raw
                 kind = UPDATE if existed else CREATE
                 return Change(existed, old, new, StreamEvent(ref.stream, ref.group, ref.item, kind, new,
                                                              timestamp=timestamp, offset=offset))
@@ -332,19 +340,18 @@ class RedisAdapter:
             timestamp, orjson.dumps(ref.stream), orjson.dumps(ref.group), orjson.dumps(ref.item))
 
     @contextlib.contextmanager
-    def _updating_item(self, ref: ItemRef) -> Iterator[asyncio.Lock]:
-        """The lock serialising this engine's updates of one item; dropped when nobody holds or awaits it."""
+    def _updating_item(self, ref: ItemRef) -> Iterator[_ItemUpdates]:
+        """The queue serialising this engine's updates of one item; dropped when nobody holds or awaits it."""
         key = (ref.stream, ref.group, ref.item)
-        entry = self._updating.get(key)
-        if entry is None:
-            entry = self._updating[key] = (asyncio.Lock(), [0])
-        lock, users = entry
-        users[0] += 1
+        queue = self._updating.get(key)
+        if queue is None:
+            queue = self._updating[key] = _ItemUpdates()
+        queue.users += 1
         try:
-            yield lock
+            yield queue
         finally:
-            users[0] -= 1
-            if not users[0]:
+            queue.users -= 1
+            if not queue.users:
                 del self._updating[key]
 
     async def _read_item(self, ref: ItemRef) -> bytes | None:
@@ -370,6 +377,22 @@ class RedisAdapter:
         except exceptions.RedisError as exc:
             self._metrics.redis_error("error")
             raise AdapterError(f"Redis at {self.where} failed while {what}: {exc}") from exc
+
+
+_UNKNOWN: Any = object()
+"""``_ItemUpdates.stored`` when this engine does not know what the item holds (a read is due)."""
+
+
+class _ItemUpdates:
+    """One item's updates queued in this engine: the lock taking them in turn, how many hold or await it, and the
+    JSON the last of them stored (None: missing), so the next one need not read it back (one round trip each)."""
+
+    __slots__ = ("lock", "stored", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+        self.stored: bytes | None = _UNKNOWN
 
 
 def _encoded_event(stream: str, group: str, data: bytes) -> EncodedEvent:
