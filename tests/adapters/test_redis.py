@@ -209,3 +209,25 @@ async def test_the_change_log_is_trimmed_to_its_size(redis_server: RedisServer, 
         assert await adapter.replay("s", "g", Position(position.epoch, 6)) is None  # trimmed: no partial history
     finally:
         await adapter.close()
+
+
+async def test_a_full_change_log_is_trimmed_a_sixteenth_at_a_time(redis_server: RedisServer, key_prefix: str) -> None:
+    adapter = RedisAdapter(redis_server.url, key_prefix, limits=LogLimits(size=32))
+    await adapter.start(lambda event: None)
+    try:
+        lengths = []
+        with redis_server.client() as client:
+            for n in range(1, 41):
+                await adapter.set(ItemRef("s", "g", "i"), n)
+                lengths.append(client.llen(adapter.keys.log("s", "g")))
+            logged = [orjson.loads(raw)["offset"] for raw in client.lrange(adapter.keys.log("s", "g"), 0, -1)]
+        # Never more than the size; the 33rd change trims to 30 (32 - 32 // 16), then 2 more fit before the next.
+        assert lengths[:32] == list(range(1, 33))
+        assert lengths[32:] == [30, 31, 32, 30, 31, 32, 30, 31]
+        assert logged == list(range(10, 41))
+        _, position = await adapter.snapshot("s", "g", None)
+        replayed = await adapter.replay("s", "g", Position(position.epoch, 9))
+        assert replayed is not None and [event.offset for event in replayed[0]] == list(range(10, 41))
+        assert await adapter.replay("s", "g", Position(position.epoch, 8)) is None  # trimmed: no partial history
+    finally:
+        await adapter.close()

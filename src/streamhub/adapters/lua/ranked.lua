@@ -1,4 +1,5 @@
 -- Prelude: add a member to a sorted set ranked by arrival (score = last score + 1), so ZRANGE lists in first-add order.
+-- Returns the member's rank: 0 when the set was empty.
 
 local function append_ranked(key, member)
   local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
@@ -7,5 +8,6 @@ local function append_ranked(key, member)
     rank = tonumber(last[2]) + 1
   end
   redis.call('ZADD', key, rank, member)
+  return rank
 end
 

@@ -17,8 +17,8 @@ local kind = 'update'
 local unindexed = 0
 if not old then
   kind = 'create'
-  append_ranked(KEYS[2], ARGV[1])
-  if KEYS[5] and not redis.call('ZSCORE', KEYS[5], ARGV[4]) then
+  -- A group whose order set already held an item is indexed (delete.lua unindexes it only once it is empty).
+  if append_ranked(KEYS[2], ARGV[1]) == 0 and KEYS[5] and not redis.call('ZSCORE', KEYS[5], ARGV[4]) then
     append_ranked(KEYS[5], ARGV[4])
     redis.call('SADD', KEYS[6], ARGV[3])
   end
