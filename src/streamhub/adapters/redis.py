@@ -26,8 +26,9 @@ Why it looks like this:
 * Positions: every write script (and ``send``) numbers the change with the group's next offset, appends the event
   to the group's capped change log and publishes it, in the same atomic step (``lua/record.lua``, prepended to
   each script). A full log is trimmed a sixteenth of its size at a time (it holds at most ``size`` events, at
-  least 15/16 of that once full), which spares Redis an LTRIM on most changes. The group's epoch is created once, by the first script that touches it; if Redis loses the data,
-  the next touch creates a new epoch, so clients get a fresh snapshot instead of a wrong replay.
+  least 15/16 of that once full), which spares Redis an LTRIM on most changes. The group's epoch is created
+  once, by the first script that touches it; if Redis loses the data, the next touch creates a new epoch, so
+  clients get a fresh snapshot instead of a wrong replay.
 
 Acknowledged writes survive a Redis restart only as far as Redis persists them (``appendonly yes`` with
 ``appendfsync always`` for every write). With replicas, ``durable_replicas: N`` makes every write wait (one
