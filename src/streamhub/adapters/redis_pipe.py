@@ -51,6 +51,8 @@ Opener = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter
 MORE = object()
 """What ``new_parser().gets()`` returns while no complete reply is buffered."""
 
+_READ_SIZE = 1 << 16
+
 
 def new_parser() -> Any:
     """A hiredis RESP parser: error replies become ``ResponseError`` values, incomplete input ``MORE``."""
@@ -224,21 +226,14 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-class _Connection(asyncio.Protocol):
-    """One open connection: a write buffer flushed once per tick, the futures awaiting replies.
-
-    It takes the transport over from the streams redis-py opened (``set_protocol``), so replies are parsed and
-    their futures resolved in the transport's own ``data_received``: no reader task to wake per read, so a reply
-    reaches its caller one loop iteration sooner and for less CPU (bench/RESULTS.md).
-    """
+class _Connection:
+    """One open connection: a write buffer flushed once per tick, the futures awaiting replies, a reader task."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float,
                  dropped: Callable[[_Connection], None]) -> None:
         self._loop = asyncio.get_running_loop()
-        self._parser = new_parser()
-        self._closed = self._loop.create_future()
-        self._transport = writer.transport
-        self._streams = (reader, writer)  # kept: a StreamWriter closes its transport when collected
+        self._reader = reader
+        self._writer = writer
         self._timeout = timeout
         self._dropped = dropped
         self._out: list[bytes] = []
@@ -246,10 +241,7 @@ class _Connection(asyncio.Protocol):
         self._barrier: tuple[bytes, asyncio.Future[Any]] | None = None  # the WAIT ending this tick's batch
         self._timer: asyncio.TimerHandle | None = None
         self._broken: exceptions.RedisError | None = None
-        buffered = bytes(getattr(reader, "_buffer", b""))  # nothing, unless Redis spoke first (then: its reply)
-        self._transport.set_protocol(self)
-        if buffered:
-            self.data_received(buffered)
+        self._task = asyncio.create_task(self._read(), name="streamhub-redis-replies")
 
     def send(self, command: bytes) -> asyncio.Future[Any]:
         """Queue ``command``; the future gets its reply."""
@@ -279,9 +271,9 @@ class _Connection(asyncio.Protocol):
 
     async def close(self, error: BaseException | None) -> None:
         self._break(error or exceptions.ConnectionError("connection closed"))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._timeout):
-                await self._closed
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
 
     def _flush(self) -> None:
         barrier, self._barrier = self._barrier, None
@@ -289,34 +281,25 @@ class _Connection(asyncio.Protocol):
             self._out.append(barrier[0])
             self._waiting.append((barrier[1], self._loop.time() + self._timeout))
         if self._out and self._broken is None:
-            self._transport.write(b"".join(self._out))
+            self._writer.write(b"".join(self._out))
         self._out.clear()
 
-    # asyncio.Protocol: the transport calls these
-
-    def data_received(self, data: bytes) -> None:
-        if self._broken is not None:
-            return
-        parser = self._parser
+    async def _read(self) -> None:
+        parser = new_parser()
         try:
-            parser.feed(data)
-            reply = parser.gets()
-            while reply is not MORE:
-                self._resolve(reply)
+            while True:
+                data = await self._reader.read(_READ_SIZE)
+                if not data:
+                    raise exceptions.ConnectionError("Redis closed the connection")
+                parser.feed(data)
                 reply = parser.gets()
+                while reply is not MORE:
+                    self._resolve(reply)
+                    reply = parser.gets()
         except exceptions.RedisError as exc:
             self._break(exc)
-        except hiredis.ProtocolError as exc:
+        except (OSError, hiredis.ProtocolError) as exc:
             self._break(exceptions.ConnectionError(f"connection broken: {exc!r}"))
-
-    def eof_received(self) -> bool:
-        self._break(exceptions.ConnectionError("Redis closed the connection"))
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._break(exceptions.ConnectionError(f"connection broken: {exc!r}" if exc else "connection closed"))
-        if not self._closed.done():
-            self._closed.set_result(None)
 
     def _resolve(self, reply: Any) -> None:
         if not self._waiting:
@@ -357,7 +340,7 @@ class _Connection(asyncio.Protocol):
             if not future.done():
                 future.set_exception(self._broken)
         self._out.clear()
-        self._transport.close()
+        self._writer.close()
 
 
 async def open_streams(pool: aioredis.ConnectionPool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
