@@ -134,7 +134,8 @@ def main() -> None:
         single = run_streamhub(args.subscribers, args.events)
         results["memory_one_engine"].append({"events_per_s": round(args.events / single["seconds"]), **single})
     best = {name: max(runs, key=lambda r: r["events_per_s"]) for name, runs in results.items()}
-    print(json.dumps({"subscribers": args.subscribers, "events": args.events, "best": best}, indent=2))
+    runs = {name: [run["events_per_s"] for run in found] for name, found in results.items()}
+    print(json.dumps({"subscribers": args.subscribers, "events": args.events, "runs": runs, "best": best}, indent=2))
 
 
 if __name__ == "__main__":
