@@ -50,7 +50,6 @@ class ShardedSubscriber:
         self._home: dict[bytes, Addr] = {}  # channel -> the node it is subscribed on
         self._nodes: dict[Addr, Subscriber] = {}
         self._moving: set[asyncio.Task[None]] = set()
-        self.moves = 0  # channels moved to another node so far (tests, metrics)
         router.on_change(self._follow)
 
     async def start(self) -> None:
@@ -120,7 +119,6 @@ class ShardedSubscriber:
             old = self._home.get(channel)
             if new is not None and new != old:
                 self._home[channel] = new
-                self.moves += 1
                 task = asyncio.create_task(self._move(channel, stream, group, old, new))
                 self._moving.add(task)
                 task.add_done_callback(self._moving.discard)

@@ -115,10 +115,8 @@ class ShardedPipe:
         self._map: SlotMap | None = None
         self._listeners: list[Callable[[SlotMap], None]] = []
         self._wake = asyncio.Event()
-        self._refreshed: asyncio.Event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()  # pipes of nodes gone from the map, being closed
-        self.refreshes = 0  # slot maps read so far (tests, metrics)
 
     # Lifecycle
 
@@ -199,12 +197,6 @@ class ShardedPipe:
         """Read the slot map again now rather than at the next interval."""
         self._wake.set()
 
-    async def refreshed(self) -> None:
-        """Wait for the next slot map to be read (after ``refresh_soon``)."""
-        self._refreshed.clear()
-        self.refresh_soon()
-        await self._refreshed.wait()
-
     # Private
 
     def _pipe(self, addr: Addr) -> Pipe:
@@ -278,11 +270,8 @@ class ShardedPipe:
                 best = found
             if None not in found.owners:
                 break  # else a node that does not see every slot served yet (mid-failover): ask another
-        if best is not None:
-            self.refreshes += 1
-            if self._map is None or best.owners != self._map.owners:
-                self._install(best)
-        self._refreshed.set()
+        if best is not None and (self._map is None or best.owners != self._map.owners):
+            self._install(best)
 
     def _install(self, found: SlotMap) -> None:
         old, self._map = self._map, found
