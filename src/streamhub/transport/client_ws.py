@@ -24,7 +24,7 @@ from streamhub.protocol.client_messages import Join, PresenceRequest, error_fram
 from streamhub.protocol.codec import encode
 from streamhub.transport.access import OriginPolicy
 from streamhub.transport.auth import AuthDecision, authenticate
-from streamhub.transport.sockets import BackgroundTasks, close_going_away, socket_writer
+from streamhub.transport.sockets import BackgroundTasks, close_going_away, release, socket_writer
 from streamhub.transport.static_files import static_routes
 
 __all__ = ["ClientEndpoint", "ClientEndpointSettings"]
@@ -94,6 +94,7 @@ class ClientEndpoint:
             await self._auto_join(conn, request)
             await self._read_loop(conn, ws)
         finally:
+            release(ws, request)
             self._sockets.discard(ws)
             self.connections.pop(conn.connection_id, None)
             await self._engine.clients.disconnect(conn)

@@ -33,7 +33,7 @@ from streamhub.protocol.worker_messages import (
     peek_envelope,
 )
 from streamhub.transport.access import BearerTokens
-from streamhub.transport.sockets import BackgroundTasks, close_going_away, socket_writer
+from streamhub.transport.sockets import BackgroundTasks, close_going_away, release, socket_writer
 
 __all__ = ["WorkerConnection", "WorkerEndpoint"]
 
@@ -101,6 +101,7 @@ class WorkerEndpoint:
                     log.info("worker %s: %s", worker.worker_id, ws.exception())
                     break
         finally:
+            release(ws, request)
             self._sockets.discard(ws)
             self.connections.pop(worker.worker_id, None)
             self._engine.workers.disconnected(worker)
@@ -116,8 +117,11 @@ class WorkerEndpoint:
             return refusal
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_SIZE, compress=False)
         await ws.prepare(request)
-        async for _ in ws:
-            pass
+        try:
+            async for _ in ws:
+                pass
+        finally:
+            release(ws, request)
         return ws
 
     # Private
