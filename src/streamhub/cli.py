@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from streamhub import __version__
 from streamhub.config import AdapterConfig, EngineConfig, default_config, load_config
 from streamhub.errors import ConfigError, DataDirError, StreamhubError
+from streamhub.heap import SurvivorFreezer
 from streamhub.logs import LOG_FORMATS, configure_logging, parse_level
 from streamhub.processes import check_processes, run_processes
 
@@ -151,6 +152,7 @@ async def _serve(config: EngineConfig, config_file: str | None, reuse_port: bool
     stopping.cancel()
     starting.result()  # raise what start-up raised (busy port, unusable store)
     _freeze_startup_heap()
+    SurvivorFreezer().install()  # and from now on what outlives a full collection, once it is many (connections)
     print(ready_line(server, config_file), flush=True)
     await stop.wait()
     log.info("shutting down")
