@@ -31,7 +31,7 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-from bench import servers
+from bench import gc_probe, servers
 from bench.common import GENERATOR_CPU, Child, cpu_seconds, event_json, rss_bytes
 from bench.worker_client import connect
 
@@ -135,26 +135,47 @@ def _fan_out(server: servers.Server, kind: str, generators: list[tuple[Child, Pa
             "fanout_last_ms": round((max(stamps) - sent) * 1000, 1), "fanout_server_cpu_ms": round(used * 1000, 1)}
 
 
-def _server(system: str, count: int) -> tuple[servers.Server, str]:
+def _server(system: str, count: int, gc_log: Path) -> tuple[servers.Server, str]:
     if system == "raw":
         return servers.raw(), "raw"
     cap = count + 1000 if count + 1000 > _STREAM_CAP else None  # the default cap is exactly 100,000
-    return servers.streamhub(system.partition(":")[2] or "memory", cap), "streamhub"
+    return servers.streamhub(system.partition(":")[2] or "memory", cap, gc_log=gc_log), "streamhub"
+
+
+def _collections(gc_log: Path, accept: tuple[float, float], fan_out: tuple[float, float]) -> dict[str, Any]:
+    """The server's full garbage collections while accepting and during the fan-out (streamhub only)."""
+    if not gc_log.exists():
+        return {}
+    during_accept = gc_probe.read(str(gc_log), *accept)
+    during_fan_out = gc_probe.read(str(gc_log), *fan_out)
+    return {"gc_full_accept": during_accept["count"], "gc_pause_accept_ms": during_accept["total_ms"],
+            "gc_max_pause_accept_ms": during_accept["max_ms"], "gc_full_fanout": during_fan_out["count"],
+            "gc_pause_fanout_ms": during_fan_out["total_ms"]}
 
 
 def run_system(system: str, count: int, timeout: float, per_generator: int = PER_GENERATOR) -> dict[str, Any]:
     """Hold ``count`` subscribed connections on one server; memory, accept time, one event's fan-out."""
-    server, kind = _server(system, count)
     settle = min(1.0, 0.2 + count / 10_000)  # long enough for 10,000 handshakes' garbage to be freed
-    with server, tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
+        gc_log = Path(tmp) / "gc.log"
+        server, kind = _server(system, count, gc_log)
+        figures = _hold(server, kind, count, timeout, per_generator, settle, Path(tmp), gc_log)
+    return figures
+
+
+def _hold(server: servers.Server, kind: str, count: int, timeout: float, per_generator: int, settle: float,
+          tmp: Path, gc_log: Path) -> dict[str, Any]:
+    with server:
         time.sleep(settle)
         before = rss_bytes(server.pid)
-        generators = _start_generators(kind, server.port, count, per_generator, Path(tmp), timeout)
+        generators = _start_generators(kind, server.port, count, per_generator, tmp, timeout)
         try:
             subscribed = [json.loads(child.expect("subscribed", timeout + 5)) for child, _ in generators]
             time.sleep(settle)
             after = rss_bytes(server.pid)
+            writing = time.monotonic()
             fan = _fan_out(server, kind, generators, timeout)
+            written = time.monotonic()
             alive = server.child.proc.poll() is None
         finally:
             for child, _ in generators:
@@ -169,6 +190,8 @@ def run_system(system: str, count: int, timeout: float, per_generator: int = PER
         "rss_mib": round(after / 2**20, 1),
         "kib_per_connection": round((after - before) / max(held, 1) / 1024, 1),
         **fan,
+        **_collections(gc_log, (min(s["started"] for s in subscribed), max(s["finished"] for s in subscribed)),
+                       (writing, written)),
     }
     if held != count or fan["fanout_delivered"] != held or not alive:
         figures["error"] = (f"{held} of {count} connections subscribed, {fan['fanout_delivered']} got the event; "

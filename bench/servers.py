@@ -127,7 +127,8 @@ def store_url(spec: str) -> str:
     return url
 
 
-def streamhub(adapter: str = "memory", max_connections: int | None = None, processes: int = 1) -> Server:
+def streamhub(adapter: str = "memory", max_connections: int | None = None, processes: int = 1,
+              gc_log: Path | None = None) -> Server:
     """``streamhub serve`` on two free ports; slow clients get 64 MiB of backlog so bursts never cut them off.
 
     ``max_connections`` overrides the stream port's cap (default 100,000) for runs that hold more sockets.
@@ -137,7 +138,8 @@ def streamhub(adapter: str = "memory", max_connections: int | None = None, proce
     the plain spec (``--adapters memory,memory+admin``) to see what the counting costs, alternating in one run.
 
     ``processes`` > 1 runs ``streamhub serve --processes N`` (Redis only): N engines share both ports, free to run
-    on every core; ``Server.pids()`` lists them for CPU figures.
+    on every core; ``Server.pids()`` lists them for CPU figures. ``gc_log``: log every full garbage collection
+    there (``bench.gc_probe``).
     """
     worker_port, stream_port = free_port(), free_port()
     tmp = Path(tempfile.mkdtemp(prefix="streamhub-bench-"))
@@ -153,7 +155,8 @@ def streamhub(adapter: str = "memory", max_connections: int | None = None, proce
         + (f"  - class: modules::admin::AdminModule\n    config: {{port: {free_port()}}}\n"
            if adapter.endswith(ADMIN_SUFFIX) else "")
     )
-    child = Child("streamhub", [sys.executable, "-m", "streamhub", "serve", "-c", str(config),
+    command = ["bench.gc_probe", str(gc_log)] if gc_log is not None else ["streamhub"]
+    child = Child("streamhub", [sys.executable, "-m", *command, "serve", "-c", str(config),
                                 "--log-level", "WARNING", "--processes", str(processes)],
                   cwd=tmp, cpu=SERVER_CPU if processes == 1 else None)
     if processes > 1:
