@@ -79,6 +79,8 @@ class ShardedSubscriber:
         # a node's first connection: wait for it, so events written after watch() returns are never missed (if
         # it does not come up in time, the channel is subscribed when it does, and reported as a gap then)
         late = not node.connected and not await node.up(self._timeout)
+        if self._home.get(channel) != addr:
+            return  # the slot map moved the channel meanwhile: its move subscribes it on the new owner
         await node.watch(channel, stream, group, gap=late)
 
     async def unwatch(self, channel: bytes) -> None:
