@@ -20,6 +20,7 @@ import pytest
 from streamhub.adapters.redis import RedisAdapter
 from streamhub.adapters.redis_shards import key_slot
 from streamhub.core.model import ItemRef
+from streamhub.engine.metrics import EngineMetrics
 from streamhub.errors import AdapterError
 from tests.adapters.conftest import Store
 from tests.helpers import free_port, timeout, wait_until
@@ -104,7 +105,8 @@ async def _one_sharded_subscription(first: RedisAdapter, second: RedisAdapter, r
 async def test_a_slot_moved_under_a_live_engine_is_followed_and_reported_as_a_gap(
         make_redis_cluster: Callable[..., RedisCluster], key_prefix: str) -> None:
     cluster = make_redis_cluster()
-    store = await Store("redis", RedisAdapter(cluster.url, key_prefix)).start()
+    metrics = EngineMetrics()
+    store = await Store("redis", RedisAdapter(cluster.url, key_prefix, metrics=metrics)).start()
     writer = await Store("redis", RedisAdapter(cluster.url, key_prefix)).start()
     try:
         adapter = _adapter(store)
@@ -138,6 +140,7 @@ async def test_a_slot_moved_under_a_live_engine_is_followed_and_reported_as_a_ga
         assert store.delivered[-1] == last.event  # events flow again, from the slot's new owner
         items = await writer.adapter.list_items("s", "g")
         assert sorted(items) == sorted([*acknowledged.values(), -1])
+        assert metrics.redis_slot_map_changes >= 1  # /metrics: streamhub_redis_slot_map_changes_total
     finally:
         await store.adapter.close()
         await writer.adapter.close()

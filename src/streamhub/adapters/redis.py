@@ -126,7 +126,7 @@ class RedisAdapter:
         self._pipe: Pipe | ShardedPipe
         if self.cluster:
             self._pipe = ShardedPipe(url, self.where, timeout=timeout, connect_timeout=connect_timeout,
-                                     replicas=durable_replicas)
+                                     replicas=durable_replicas, metrics=metrics)
         else:
             self._pool = connection_pool(url, self.where, max_connections=max_connections, timeout=timeout,
                                          connect_timeout=connect_timeout)

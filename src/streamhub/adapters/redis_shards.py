@@ -30,6 +30,7 @@ from redis import exceptions
 from redis.crc import key_slot
 
 from streamhub.adapters.redis_pipe import Arg, Packed, Pipe, Script, connection_pool, open_streams, packed
+from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.errors import AdapterError
 
 __all__ = ["CLUSTER_SCHEMES", "Addr", "ClusterUnavailableError", "ShardedPipe", "SlotMap", "cluster_script",
@@ -97,11 +98,13 @@ class ShardedPipe:
         connect_timeout: seconds to wait for a TCP connection.
         replicas: replicas a ``durable`` write must reach before it answers.
         refresh_interval: seconds between two readings of the slot map while nothing prompts one.
+        metrics: told of every change of the slot map after the first.
     """
 
     def __init__(self, url: str, where: str, *, timeout: float, connect_timeout: float, replicas: int = 0,
-                 refresh_interval: float = 1.0) -> None:
+                 refresh_interval: float = 1.0, metrics: Metrics = NULL_METRICS) -> None:
         self.where = where
+        self._metrics = metrics
         self._url = url
         self._timeout = timeout
         self._connect_timeout = connect_timeout
@@ -276,6 +279,7 @@ class ShardedPipe:
     def _install(self, found: SlotMap) -> None:
         old, self._map = self._map, found
         if old is not None:
+            self._metrics.redis_slots_changed()
             log.info("Redis Cluster at %s: slot map changed (primaries %s)", self.where,
                      ", ".join(f"{host}:{port}" for host, port in sorted(found.primaries)))
         for addr in [addr for addr in self._pipes if addr not in found.primaries and addr != self._seed]:

@@ -77,5 +77,8 @@ class Metrics:
     def redis_reconnected(self) -> None:
         """The Redis pub/sub connection came back after a break."""
 
+    def redis_slots_changed(self) -> None:
+        """A Redis Cluster's slot map changed (a slot moved, a primary failed over): routes and subscriptions follow."""
+
 
 NULL_METRICS = Metrics()

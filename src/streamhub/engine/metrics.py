@@ -68,6 +68,7 @@ class EngineMetrics(Metrics):
         self.fsync_batch = Histogram(SIZE_BUCKETS)
         self.redis_errors: Counter[str] = Counter()
         self.redis_reconnects = 0
+        self.redis_slot_map_changes = 0
 
     def joined(self) -> None:
         self.joins += 1
@@ -125,3 +126,6 @@ class EngineMetrics(Metrics):
 
     def redis_reconnected(self) -> None:
         self.redis_reconnects += 1
+
+    def redis_slots_changed(self) -> None:
+        self.redis_slot_map_changes += 1

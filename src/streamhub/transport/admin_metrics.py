@@ -41,7 +41,7 @@ METRIC_NAMES = (
     "streamhub_function_call_seconds", "streamhub_trigger_invocations_total", "streamhub_trigger_failures_total",
     "streamhub_trigger_queue_depth", "streamhub_adapter_operation_seconds", "streamhub_fsync_seconds",
     "streamhub_fsync_batch_size", "streamhub_redis_errors_total", "streamhub_redis_reconnects_total",
-    "streamhub_rest_requests_total",
+    "streamhub_redis_slot_map_changes_total", "streamhub_rest_requests_total",
 )
 """Every family this exporter writes (README "Operate" lists them), plus ``process_*`` from prometheus-client."""
 
@@ -181,6 +181,9 @@ class _EngineCollector:
         yield errors
         yield CounterMetricFamily("streamhub_redis_reconnects", "Redis pub/sub reconnections after a break",
                                   value=m.redis_reconnects)
+        yield CounterMetricFamily("streamhub_redis_slot_map_changes",
+                                  "Redis Cluster slot map changes followed (slots moved, failovers)",
+                                  value=m.redis_slot_map_changes)
 
 
 def _histogram(name: str, documentation: str, label: str | None, series: Mapping[str, Histogram]
