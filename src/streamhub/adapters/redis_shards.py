@@ -232,8 +232,7 @@ class ShardedPipe:
                     return await self._asking(_addr(rest.split(" ")[-1]), send)
                 if kind == "MOVED":
                     addr = _addr(rest.split(" ")[-1])
-                    if self._map is not None:
-                        self._map.owners[slot] = addr
+                    self._moved(slot, addr)
                     continue
                 await asyncio.sleep(0.05 * (attempt + 1))  # a slot in transit or no quorum yet: give it a moment
                 addr = self._map.owner(slot) if self._map is not None else addr
@@ -276,9 +275,17 @@ class ShardedPipe:
         if best is not None and (self._map is None or best.owners != self._map.owners):
             self._install(best)
 
-    def _install(self, found: SlotMap) -> None:
+    def _moved(self, slot: int, addr: Addr) -> None:
+        """A ``MOVED`` reply: the slot's new owner, known before the next reading of the map (a new map, never a
+        change in place, so listeners hear of it and the next reading compares against what they were told)."""
+        if self._map is not None and self._map.owner(slot) != addr:
+            owners = list(self._map.owners)
+            owners[slot] = addr
+            self._install(SlotMap(owners), announce=False)
+
+    def _install(self, found: SlotMap, *, announce: bool = True) -> None:
         old, self._map = self._map, found
-        if old is not None:
+        if old is not None and announce:
             self._metrics.redis_slots_changed()
             log.info("Redis Cluster at %s: slot map changed (primaries %s)", self.where,
                      ", ".join(f"{host}:{port}" for host, port in sorted(found.primaries)))
