@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from streamhub.adapters.redis import RedisAdapter
-from streamhub.adapters.redis_shards import key_slot
+from streamhub.adapters.redis_shards import key_slot, seeds
 from streamhub.core.model import ItemRef
 from streamhub.engine.metrics import EngineMetrics
-from streamhub.errors import AdapterError
+from streamhub.errors import AdapterError, ConfigError
 from tests.adapters.conftest import Store
 from tests.helpers import free_port, timeout, wait_until
 from tests.redis_cluster import RedisCluster
@@ -198,6 +198,28 @@ async def test_a_primary_killed_under_load_loses_no_acknowledged_write(
     finally:
         await writer.close()
         await watcher.adapter.close()
+
+
+async def test_seeds_are_asked_in_turn_so_one_dead_seed_does_not_stop_a_start(
+        redis_cluster: RedisCluster, key_prefix: str) -> None:
+    live = redis_cluster.url.removeprefix("redis+cluster://")
+    adapter = RedisAdapter(f"redis+cluster://127.0.0.1:{free_port()},{live}", key_prefix)
+    await adapter.start(lambda event: None)
+    try:
+        await adapter.set(ItemRef("s", "g", "i"), 1)
+        assert await adapter.get(ItemRef("s", "g", "i")) == (True, 1)
+        assert await adapter.health() is None
+    finally:
+        await adapter.close()
+
+
+def test_a_cluster_url_names_its_seeds() -> None:
+    assert seeds("redis+cluster://u:p@10.0.0.1:7000,node-b,[::1]:7002", "x") == [
+        ("10.0.0.1", 7000), ("node-b", 6379), ("::1", 7002)]
+    for bad in ("redis+cluster://h:port", "redis+cluster://h:7000,,h2", "redis+cluster://h:70000"):
+        with pytest.raises(ConfigError) as refused:
+            seeds(bad, "the url")
+        assert refused.value.args[0].startswith("redis_url the url: ")
 
 
 async def test_an_unreachable_seed_fails_start_fast_naming_the_url() -> None:

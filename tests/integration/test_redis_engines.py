@@ -286,6 +286,8 @@ def _client_state(frames: list[dict[str, Any]]) -> dict[str, Any]:
 @pytest.mark.parametrize(("url", "code", "shown"), [
     ("redis://user:secret@127.0.0.1:{port}", 1, "redis://user:***@127.0.0.1:{port}"),  # nothing listens there
     ("redis://127.0.0.1:notaport", 2, "redis://127.0.0.1:notaport"),
+    ("redis+cluster://user:secret@127.0.0.1:{port}", 1, "redis+cluster://user:***@127.0.0.1:{port}"),
+    ("redis+cluster://127.0.0.1:1,h:notaport", 2, "'h:notaport' is not a host[:port] of a cluster node"),
 ])
 def test_unusable_redis_stops_start_up_with_one_clear_line(tmp_path: Path, url: str, code: int, shown: str) -> None:
     port = free_port()

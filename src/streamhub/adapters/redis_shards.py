@@ -31,10 +31,10 @@ from redis.crc import key_slot
 
 from streamhub.adapters.redis_pipe import Arg, Packed, Pipe, Script, connection_pool, open_streams, packed
 from streamhub.core.metrics import NULL_METRICS, Metrics
-from streamhub.errors import AdapterError
+from streamhub.errors import AdapterError, ConfigError
 
 __all__ = ["CLUSTER_SCHEMES", "Addr", "ClusterUnavailableError", "ShardedPipe", "SlotMap", "cluster_script",
-           "is_cluster_url", "key_slot", "node_url"]
+           "is_cluster_url", "key_slot", "node_url", "seeds"]
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +51,32 @@ class ClusterUnavailableError(exceptions.ConnectionError):
     was not run (a connection-class error, so callers report it as temporary)."""
 
 
-def node_url(url: str, addr: Addr | None = None) -> str:
+def node_url(url: str, addr: Addr) -> str:
     """The plain ``redis://``/``rediss://`` URL of one node: the cluster URL's scheme without ``+cluster``, its
-    credentials and options, and ``addr`` as host and port (the seed's own when None)."""
+    credentials and options, and ``addr`` as host and port."""
     parts = urlsplit(url)
-    scheme = parts.scheme.removesuffix("+cluster")
-    netloc = parts.netloc
-    if addr is not None:
-        userinfo, at, _ = netloc.rpartition("@")
-        host = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
-        netloc = f"{userinfo}{at}{host}:{addr[1]}"
-    return urlunsplit(parts._replace(scheme=scheme, netloc=netloc))
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    host = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
+    netloc = f"{userinfo}{at}{host}:{addr[1]}"
+    return urlunsplit(parts._replace(scheme=parts.scheme.removesuffix("+cluster"), netloc=netloc))
+
+
+def seeds(url: str, where: str) -> list[Addr]:
+    """The nodes a cluster URL names: ``redis+cluster://[user:pass@]host[:port][,host[:port]...]`` (port 6379 by
+    default; IPv6 in brackets), asked in turn for the slot map until one answers. Raises ``ConfigError``."""
+    hosts = urlsplit(url).netloc.rpartition("@")[2]
+    found: list[Addr] = []
+    for entry in hosts.split(","):
+        host, port = entry, "6379"
+        if entry.startswith("["):
+            host, _, rest = entry[1:].partition("]")
+            port = rest.removeprefix(":") or port
+        elif ":" in entry:
+            host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"redis_url {where}: {entry!r} is not a host[:port] of a cluster node")
+        found.append((host, int(port)))
+    return found
 
 
 class SlotMap:
@@ -92,7 +107,8 @@ class ShardedPipe:
     """Every command of one adapter, routed to the primary that owns its slot.
 
     Args:
-        url: ``redis+cluster://`` or ``rediss+cluster://`` URL of any one node (credentials and TLS apply to all).
+        url: ``redis+cluster://`` or ``rediss+cluster://`` URL of any node, or of several separated by commas
+            (credentials and TLS apply to all).
         where: the URL without its password, for messages.
         timeout: seconds a command may wait for its reply (as ``Pipe``).
         connect_timeout: seconds to wait for a TCP connection.
@@ -110,8 +126,7 @@ class ShardedPipe:
         self._connect_timeout = connect_timeout
         self._replicas = replicas
         self._interval = refresh_interval
-        seed = urlsplit(node_url(url))
-        self._seed: Addr = (seed.hostname or "localhost", seed.port or 6379)
+        self._seeds = seeds(url, where)
         self._scripts: list[Script] = []
         self._pools: dict[Addr, aioredis.ConnectionPool] = {}
         self._pipes: dict[Addr, Pipe] = {}
@@ -173,7 +188,7 @@ class ShardedPipe:
 
     async def each_primary(self, *args: Arg) -> list[Any]:
         """Send one command to every primary (``PING`` for readiness); fails if any of them fails."""
-        primaries = sorted(self._map.primaries) if self._map is not None else [self._seed]
+        primaries = sorted(self._map.primaries) if self._map is not None else self._seeds[:1]
         return await asyncio.gather(*(self._pipe(addr).call(*args) for addr in primaries))
 
     # Topology
@@ -258,8 +273,8 @@ class ShardedPipe:
                 log.exception("reading the slot map of the Redis Cluster at %s failed", self.where)
 
     async def _refresh(self) -> None:
-        """Ask known nodes (the seed last) for the slot map until one answers; publish it if it changed."""
-        candidates = [*(sorted(self._map.primaries) if self._map is not None else []), self._seed]
+        """Ask known nodes (the seeds last) for the slot map until one answers; publish it if it changed."""
+        candidates = [*(sorted(self._map.primaries) if self._map is not None else []), *self._seeds]
         best: SlotMap | None = None
         for addr in dict.fromkeys(candidates):
             try:
@@ -289,7 +304,7 @@ class ShardedPipe:
             self._metrics.redis_slots_changed()
             log.info("Redis Cluster at %s: slot map changed (primaries %s)", self.where,
                      ", ".join(f"{host}:{port}" for host, port in sorted(found.primaries)))
-        for addr in [addr for addr in self._pipes if addr not in found.primaries and addr != self._seed]:
+        for addr in [addr for addr in self._pipes if addr not in found.primaries and addr not in self._seeds]:
             closing = asyncio.create_task(self._pipes.pop(addr).close())
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
