@@ -5,7 +5,7 @@ Two engine processes on a private ``redis-server`` (no persistence); the serving
 this process (one connection per caller, one call in flight each). Reports calls/s and per-call latency
 (p50/p99, ms) for 1 and 50 callers.
 
-Usage: python -m bench.routed [--calls 4000] [--rounds 2]
+Usage: python -m bench.routed [--calls 4000] [--rounds 2] [--cluster]
 """
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ async def _measure(worker_a: int, worker_b: int, total: int) -> dict[str, Any]:
     return results
 
 
-def run_once(total: int) -> dict[str, Any]:
-    with two_engines() as (_, (_, worker_a, _), (_, worker_b, _)):
+def run_once(total: int, cluster: bool = False) -> dict[str, Any]:
+    with two_engines(cluster) as (_, (_, worker_a, _), (_, worker_b, _)):
         return asyncio.run(_measure(worker_a, worker_b, total))
 
 
@@ -90,10 +90,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=4000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--cluster", action="store_true", help="the engines on a private 3-primary Redis Cluster")
     args = parser.parse_args()
-    runs = [run_once(args.calls) for _ in range(args.rounds)]
+    runs = [run_once(args.calls, args.cluster) for _ in range(args.rounds)]
     best = {key: max((run[key] for run in runs), key=lambda r: r["calls_per_s"]) for key in runs[0]}
-    print(json.dumps({"calls": args.calls, "best": best}, indent=2))
+    print(json.dumps({"calls": args.calls, "cluster": args.cluster, "best": best}, indent=2))
 
 
 if __name__ == "__main__":
