@@ -74,3 +74,16 @@ class EngineProcess:
         if self.proc.returncode is None and not self.killed:
             self.proc.send_signal(signal.SIGTERM)
         return await asyncio.wait_for(self.proc.wait(), timeout(20))
+
+
+def redis_engine(workdir: Path, url: str, prefix: str, stream_keys: str) -> EngineProcess:
+    """An engine on the Redis adapter (a server or a cluster, by ``url``) under ``prefix``; ``stream_keys`` are
+    extra stream module keys, one YAML line each (``presence_ttl_ms: 1500``...)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    lines = "".join(f"{line}\n      " for line in stream_keys.splitlines())
+    return EngineProcess(workdir, (
+        f"{lines}adapter:\n"
+        "        class: modules::stream::adapters::RedisAdapter\n"
+        "        config:\n"
+        f"          redis_url: \"{url}\"\n"
+        f"          key_prefix: \"{prefix}\"\n"))

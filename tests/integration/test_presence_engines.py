@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import Subscriber, TestWorker, timeout
-from tests.process import EngineProcess
+from tests.process import EngineProcess, redis_engine
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -23,14 +23,7 @@ TTL_MS = 1500
 
 
 def engine(workdir: Path, url: str, prefix: str) -> EngineProcess:
-    workdir.mkdir(parents=True, exist_ok=True)
-    return EngineProcess(workdir, (
-        f"presence_ttl_ms: {TTL_MS}\n"
-        "      adapter:\n"
-        "        class: modules::stream::adapters::RedisAdapter\n"
-        "        config:\n"
-        f"          redis_url: \"{url}\"\n"
-        f"          key_prefix: \"{prefix}\"\n"))
+    return redis_engine(workdir, url, prefix, f"presence_ttl_ms: {TTL_MS}")
 
 
 async def started(tmp_path: Path, url: str, prefix: str, count: int) -> list[EngineProcess]:

@@ -62,7 +62,15 @@ try:  # the redis package is an extra (streamhub-engine[redis]): the embedded st
 
     from streamhub.adapters.pubsub_sharded import ShardedSubscriber
     from streamhub.adapters.redis_index import GroupIndex
-    from streamhub.adapters.redis_pipe import Packed, Pipe, RedisLink, connection_pool, open_streams, packed
+    from streamhub.adapters.redis_pipe import (
+        Packed,
+        Pipe,
+        RedisLink,
+        close_links,
+        connection_pool,
+        open_streams,
+        packed,
+    )
     from streamhub.adapters.redis_shards import ShardedPipe, cluster_script, is_cluster_url
 except ModuleNotFoundError as missing:
     raise ConfigError("modules::stream::adapters::RedisAdapter needs the redis package, which is not installed: "
@@ -179,12 +187,8 @@ class RedisAdapter:
 
     async def close(self) -> None:
         """Drop the subscription and every connection (every acknowledged write is already in Redis)."""
-        if self._subscriber is not None:
-            await self._subscriber.close()
-            self._subscriber = None
-        await self._pipe.close()
-        if self._pool is not None:
-            await self._pool.disconnect()
+        subscriber, self._subscriber = self._subscriber, None
+        await close_links(subscriber, self._pipe, self._pool)
 
     # Reads
 

@@ -36,7 +36,7 @@ from streamhub.adapters.keys import RedisKeys, decode_name
 from streamhub.adapters.pubsub import Subscriber
 from streamhub.adapters.pubsub_sharded import ShardedSubscriber
 from streamhub.adapters.redis import _redact
-from streamhub.adapters.redis_pipe import Pipe, RedisLink, connection_pool, open_streams, redis_call
+from streamhub.adapters.redis_pipe import Pipe, RedisLink, close_links, connection_pool, open_streams, redis_call
 from streamhub.adapters.redis_shards import ShardedPipe, cluster_script, is_cluster_url
 from streamhub.errors import AdapterError
 
@@ -112,13 +112,8 @@ class RedisClusterBus:
         with contextlib.suppress(AdapterError):  # expire now: the next renewal of a peer claims this engine
             await self._call("giving up the cluster lease",
                              self._pipe.call(b"ZADD", self.keys.cluster_engines, 0, self.engine_id))
-        if self._subscriber is not None:
-            await self._subscriber.close()
-            self._subscriber = None
-        if self._own_pipe:
-            await self._pipe.close()
-        if self._pool is not None:
-            await self._pool.disconnect()
+        subscriber, self._subscriber = self._subscriber, None
+        await close_links(subscriber, self._pipe if self._own_pipe else None, self._pool)
 
     async def renew(self, lease_ms: int) -> ClusterView:
         found: list[Any] = await self._call("renewing the cluster lease", self._pipe.run(

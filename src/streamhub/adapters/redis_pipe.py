@@ -31,7 +31,7 @@ import contextlib
 import hashlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import hiredis
 import redis.asyncio as aioredis
@@ -41,8 +41,22 @@ from redis.backoff import NoBackoff
 
 from streamhub.errors import AdapterError, ConfigError
 
-__all__ = ["NotReplicatedError", "Opener", "Packed", "Pipe", "RedisLink", "Script", "connection_pool", "new_parser",
-           "open_streams", "pack", "packed", "redis_call"]
+__all__ = [
+    "Closable",
+    "NotReplicatedError",
+    "Opener",
+    "Packed",
+    "Pipe",
+    "RedisLink",
+    "Script",
+    "close_links",
+    "connection_pool",
+    "new_parser",
+    "open_streams",
+    "pack",
+    "packed",
+    "redis_call",
+]
 
 Arg = bytes | str | int
 Opener = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -411,6 +425,22 @@ def connection_pool(url: str, where: str, *, max_connections: int, timeout: floa
             socket_connect_timeout=connect_timeout, retry=Retry(NoBackoff(), 0), protocol=2)
     except ValueError as exc:
         raise ConfigError(f"redis_url {where} is not a usable Redis URL: {exc}") from None
+
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+async def close_links(subscriber: Closable | None, pipe: Closable | None,
+                      pool: aioredis.ConnectionPool | None) -> None:
+    """Drop what one Redis piece (store, presence, engines' bus) opened: its subscription first, so nothing more is
+    delivered, then its pipe (None when it borrows the adapter's), then its connection pool (None on a cluster)."""
+    if subscriber is not None:
+        await subscriber.close()
+    if pipe is not None:
+        await pipe.close()
+    if pool is not None:
+        await pool.disconnect()
 
 
 async def redis_call(where: str, what: str, command: Awaitable[Any]) -> Any:

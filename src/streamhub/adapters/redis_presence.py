@@ -51,7 +51,7 @@ from streamhub.adapters.presence import (
 from streamhub.adapters.pubsub import Subscriber
 from streamhub.adapters.pubsub_sharded import ShardedSubscriber
 from streamhub.adapters.redis import _redact
-from streamhub.adapters.redis_pipe import Pipe, RedisLink, connection_pool, open_streams, redis_call
+from streamhub.adapters.redis_pipe import Pipe, RedisLink, close_links, connection_pool, open_streams, redis_call
 from streamhub.adapters.redis_shards import ShardedPipe, cluster_script
 from streamhub.errors import AdapterError
 
@@ -136,13 +136,8 @@ class RedisPresence:
             await self._announce_all("withdrawing this engine's members")
             await self._call("dropping this engine's lease",
                              self._pipe.call(b"ZREM", self.keys.presence_engines, self.engine_id))
-        if self._subscriber is not None:
-            await self._subscriber.close()
-            self._subscriber = None
-        if self._own_pipe:
-            await self._pipe.close()
-        if self._pool is not None:
-            await self._pool.disconnect()
+        subscriber, self._subscriber = self._subscriber, None
+        await close_links(subscriber, self._pipe if self._own_pipe else None, self._pool)
 
     # Changes
 
