@@ -136,6 +136,7 @@ class Pipe:
         self._opener = opener
         self._timeout = timeout
         # WAIT's own bound, under the connection's so an unanswered WAIT fails the writes, not the connection
+        self._replicas = replicas
         self._wait = (b"WAIT", b"%d" % replicas, b"%d" % max(1, int(timeout * 800))) if replicas else None
         self._scripts: list[Script] = []
         self._conn: _Connection | None = None
@@ -172,15 +173,15 @@ class Pipe:
         split = (len(keys), *keys) if not isinstance(keys, Packed) else (keys.nargs, keys)
         wait = self._wait if durable else None
         try:
+            if wait is None:  # the common case: no WAIT to await, no extra step
+                return await conn.send(pack((b"EVALSHA", script.sha, *split, *args)))
             result, waited = await self._send_script(conn, pack((b"EVALSHA", script.sha, *split, *args)), wait)
         except exceptions.NoScriptError:
             conn = self._conn or await self._connect()
             result, waited = await self._send_script(conn, pack((b"EVAL", script.body, *split, *args)), wait)
-        if waited is not None and wait is not None:
-            acked, wanted = await waited, int(wait[1])
-            if acked < wanted:
-                raise NotReplicatedError(f"written on the primary, but {acked} of {wanted} replicas confirmed it "
-                                         "in time (it may be lost on a failover)")
+        if waited is not None and (acked := await waited) < self._replicas:
+            raise NotReplicatedError(f"written on the primary, but {acked} of {self._replicas} replicas confirmed it "
+                                     "in time (it may be lost on a failover)")
         return result
 
     @staticmethod
