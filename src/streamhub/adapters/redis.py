@@ -46,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib.resources
 from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -71,7 +70,7 @@ try:  # the redis package is an extra (streamhub-engine[redis]): the embedded st
         open_streams,
         packed,
     )
-    from streamhub.adapters.redis_shards import ShardedPipe, cluster_script, is_cluster_url
+    from streamhub.adapters.redis_shards import ShardedPipe, is_cluster_url, lua_script
 except ModuleNotFoundError as missing:
     raise ConfigError("modules::stream::adapters::RedisAdapter needs the redis package, which is not installed: "
                       "pip install 'streamhub-engine[redis]'") from missing
@@ -96,11 +95,8 @@ MAX_UPDATE_ATTEMPTS = 1000
 def _script(name: str, *preludes: str, cluster: bool = False) -> str:
     """A Lua script's text after its preludes: ``record.lua`` (number, log and publish a change), ``values.lua``
     (read a group's values in creation order), ``ranked.lua`` (rank by arrival). Scripts cannot call each other,
-    so shared steps are prepended. ``cluster``: as it runs on a Redis Cluster (``redis_shards.cluster_script``:
-    sharded pub/sub, and Redis refuses any key outside the script's slot)."""
-    lua = importlib.resources.files("streamhub.adapters").joinpath("lua")
-    text = "".join(lua.joinpath(part).read_text("utf-8") for part in (*preludes, name))
-    return cluster_script(text) if cluster else text
+    so shared steps are prepended. ``cluster``: as it runs on a Redis Cluster (``redis_shards.lua_script``)."""
+    return lua_script(*preludes, name, cluster=cluster)
 
 
 class RedisAdapter:

@@ -16,7 +16,7 @@ Why it looks like this (keys in ``keys.py``, scripts in ``lua/cluster_*.lua``):
   go through the stream adapter's pipe when the registry hands it over (one connection per node for everything),
   else a pipe of its own (``redis_pipe.Pipe``, or ``redis_shards.ShardedPipe`` on a cluster).
 * On a Redis Cluster (``redis+cluster://``) every key and channel of the bus carries the ``{engines}`` hash tag
-  (``keys.py``), so each script stays in one slot (Redis checks it: ``redis_shards.cluster_script``), and
+  (``keys.py``), so each script stays in one slot (Redis checks it: ``redis_shards.lua_script``), and
   messages go out by ``SPUBLISH`` on sharded pub/sub, read by ``pubsub_sharded.ShardedSubscriber``. That keeps
   the receiver count right: a classic ``PUBLISH`` on a cluster counts only the subscribers of the node it ran
   on, ``SPUBLISH`` those of the channel's shard, where every engine subscribes its channel.
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.resources
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,7 +36,7 @@ from streamhub.adapters.pubsub import Subscriber
 from streamhub.adapters.pubsub_sharded import ShardedSubscriber
 from streamhub.adapters.redis import _redact
 from streamhub.adapters.redis_pipe import Pipe, RedisLink, close_links, connection_pool, open_streams, redis_call
-from streamhub.adapters.redis_shards import ShardedPipe, cluster_script, is_cluster_url
+from streamhub.adapters.redis_shards import ShardedPipe, is_cluster_url, lua_script
 from streamhub.errors import AdapterError
 
 __all__ = ["RedisClusterBus"]
@@ -46,10 +45,8 @@ _CLAIMS_PER_RENEWAL = 16  # dead engines one renewal claims at most (the rest at
 
 
 def _script(name: str, *, cluster: bool) -> str:
-    """A bus script after its prelude; on a cluster, in its slot only and publishing sharded (``cluster_script``)."""
-    lua = importlib.resources.files("streamhub.adapters").joinpath("lua")
-    text = "".join(lua.joinpath(part).read_text("utf-8") for part in ("lease.lua", name))
-    return cluster_script(text) if cluster else text
+    """A bus script after its prelude; on a cluster, in its slot only and publishing sharded (``lua_script``)."""
+    return lua_script("lease.lua", name, cluster=cluster)
 
 
 class RedisClusterBus:

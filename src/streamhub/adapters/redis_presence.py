@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib.resources
 import logging
 import uuid
 from collections.abc import Awaitable
@@ -52,7 +51,7 @@ from streamhub.adapters.pubsub import Subscriber
 from streamhub.adapters.pubsub_sharded import ShardedSubscriber
 from streamhub.adapters.redis import _redact
 from streamhub.adapters.redis_pipe import Pipe, RedisLink, close_links, connection_pool, open_streams, redis_call
-from streamhub.adapters.redis_shards import ShardedPipe, cluster_script
+from streamhub.adapters.redis_shards import ShardedPipe, lua_script
 from streamhub.errors import AdapterError
 
 __all__ = ["RedisPresence"]
@@ -63,10 +62,8 @@ _CLAIMS_PER_RENEWAL = 16  # dead engines one renewal removes at most (the rest a
 
 
 def _script(name: str, *, cluster: bool = False) -> str:
-    """A presence script after its preludes; see ``cluster_script`` for ``cluster``."""
-    lua = importlib.resources.files("streamhub.adapters").joinpath("lua")
-    text = "".join(lua.joinpath(part).read_text("utf-8") for part in ("lease.lua", "presence.lua", name))
-    return cluster_script(text) if cluster else text
+    """A presence script after its preludes; see ``lua_script`` for ``cluster``."""
+    return lua_script("lease.lua", "presence.lua", name, cluster=cluster)
 
 
 

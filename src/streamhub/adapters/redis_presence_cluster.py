@@ -19,7 +19,7 @@ Why it looks like this (keys in ``keys.py``, scripts ``lua/presence_group_*.lua`
 * An engine that finds its own lease claimed while it lived (cut off longer than its lease) takes a new id before
   announcing its members again, so the pending sweep of its old id (which only removes members held under that
   id) cannot undo the announcement; the old id's leftovers are swept like a dead engine's.
-* Every script runs in one slot, and Redis checks it (``redis_shards.cluster_script``).
+* Every script runs in one slot, and Redis checks it (``redis_shards.lua_script``).
 * Presence changes go out on sharded pub/sub (``SPUBLISH``) and are read per primary
   (``pubsub_sharded.ShardedSubscriber``); the commands go through the adapter's ``ShardedPipe`` when the registry
   hands it over, else one of its own.

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib.resources
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -33,8 +34,18 @@ from streamhub.adapters.redis_pipe import Arg, Packed, Pipe, Script, connection_
 from streamhub.core.metrics import NULL_METRICS, Metrics
 from streamhub.errors import AdapterError, ConfigError
 
-__all__ = ["CLUSTER_SCHEMES", "Addr", "ClusterUnavailableError", "ShardedPipe", "SlotMap", "cluster_script",
-           "is_cluster_url", "key_slot", "node_url", "seeds"]
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "Addr",
+    "ClusterUnavailableError",
+    "ShardedPipe",
+    "SlotMap",
+    "is_cluster_url",
+    "key_slot",
+    "lua_script",
+    "node_url",
+    "seeds",
+]
 
 log = logging.getLogger(__name__)
 
@@ -330,8 +341,11 @@ def is_cluster_url(url: str) -> bool:
     return url.startswith(CLUSTER_SCHEMES)
 
 
-def cluster_script(text: str) -> str:
-    """A script as it runs on a Redis Cluster: it publishes on sharded pub/sub, and its ``#!lua`` line makes Redis
-    refuse any key or channel outside the slot of its first key (without it, Redis 7 lets a script reach other
-    slots of the same node, so a cross-slot script would work until its slots land on different nodes)."""
-    return "#!lua\n" + text.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
+def lua_script(*parts: str, cluster: bool) -> str:
+    """A script's text: ``parts`` of ``adapters/lua`` joined, preludes first (scripts cannot call each other, so
+    shared steps are prepended). On a Redis Cluster it publishes on sharded pub/sub, and its ``#!lua`` line makes
+    Redis refuse any key or channel outside the slot of its first key (without it, Redis 7 lets a script reach
+    other slots of the same node, so a cross-slot script would work until its slots land on different nodes)."""
+    lua = importlib.resources.files("streamhub.adapters").joinpath("lua")
+    text = "".join(lua.joinpath(part).read_text("utf-8") for part in parts)
+    return "#!lua\n" + text.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'") if cluster else text
